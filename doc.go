@@ -1,0 +1,2 @@
+// Package framed sends and receives whole messages over TCP.
+package framed
