@@ -1,0 +1,369 @@
+package framed
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// growChunk is the most a frame buffer grows by before the bytes to fill it
+// have arrived, so a header that claims a large frame costs little until
+// the payload really comes.
+const growChunk = 64 << 10
+
+// Encode returns msg as one frame of the default [Format]: its length as a
+// 4-byte little-endian int32, then msg. A msg longer than
+// [DefaultMaxFrameSize] is a [*FrameTooLargeError].
+func Encode(msg []byte) ([]byte, error) { return Format{}.Encode(msg) }
+
+// AppendFrame appends msg as one frame of the default [Format] to dst and
+// returns the extended slice. It does not allocate when dst has room. On
+// error dst is returned unchanged.
+func AppendFrame(dst, msg []byte) ([]byte, error) { return Format{}.AppendFrame(dst, msg) }
+
+// Decode reads one frame of the default [Format] from r and returns its
+// payload in a new slice. It returns [io.EOF] only when r ends exactly
+// between frames, [io.ErrUnexpectedEOF] when it ends inside one,
+// [ErrInvalidLength] for a negative length, and a [*FrameTooLargeError] for
+// a length above [DefaultMaxFrameSize]; it never returns a partial frame.
+//
+// Memory follows the bytes received: a header that claims a large frame
+// costs at most twice the bytes that actually arrive, plus 64 KiB.
+func Decode(r *bufio.Reader) ([]byte, error) { return Format{}.Decode(r) }
+
+// Encode returns msg as one frame of f. See [Format.AppendFrame].
+func (f Format) Encode(msg []byte) ([]byte, error) {
+	return f.AppendFrame(make([]byte, 0, f.maxHeaderSize()+len(msg)), msg)
+}
+
+// AppendFrame appends msg as one frame of f to dst. It refuses, with a
+// [*FrameTooLargeError] and dst unchanged, a msg longer than f.Limit(): the
+// encoder never writes what the decoder would refuse, and never truncates a
+// length.
+func (f Format) AppendFrame(dst, msg []byte) ([]byte, error) {
+	if err := f.check(); err != nil {
+		return dst, err
+	}
+	if limit := f.Limit(); len(msg) > limit {
+		return dst, &FrameTooLargeError{Size: uint64(len(msg)), Limit: limit}
+	}
+	return append(f.appendHeader(dst, len(msg)), msg...), nil
+}
+
+// Decode reads one frame of f from r. See the package-level [Decode].
+func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	limit := f.Limit()
+	var n, hlen int
+	for want := 1; ; want++ {
+		b, peekErr := r.Peek(want)
+		var err error
+		n, hlen, err = f.parseHeader(b, limit)
+		if err == nil {
+			break
+		}
+		if err != errNeedMore {
+			return nil, err
+		}
+		if peekErr != nil {
+			if peekErr == io.EOF && len(b) == 0 {
+				return nil, io.EOF
+			}
+			return nil, noEOF(peekErr)
+		}
+	}
+	if _, err := r.Discard(hlen); err != nil {
+		return nil, noEOF(err)
+	}
+	payload, err := readGrowing(r, make([]byte, 0, min(n, growChunk)), n)
+	if err != nil {
+		return nil, noEOF(err)
+	}
+	return payload, nil
+}
+
+// readGrowing appends bytes read from r to buf until it holds n bytes. It
+// grows buf no faster than the bytes arrive (at most doubling, by at most
+// growChunk beyond what has arrived), so memory follows bytes received, not
+// bytes claimed. On error it returns what it has read so far, so a caller
+// can resume after a timeout.
+func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(2*len(buf), growChunk)))
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := r.Read(buf[len(buf):min(cap(buf), n)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if len(buf) == n {
+				return buf, nil
+			}
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// noEOF turns io.EOF inside a frame into io.ErrUnexpectedEOF.
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// DefaultReadBufferSize is the size of a [Reader]'s buffer. Frames that fit
+// in it are returned as slices of it, with no copy; larger ones are gathered
+// in a separate buffer that grows as their bytes arrive.
+const DefaultReadBufferSize = 16 << 10
+
+// Reader reads frames from a stream. It reads ahead: one read of the
+// underlying stream may bring many frames, and ReadFrame returns them one at
+// a time without further reads.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	src   io.Reader
+	f     Format
+	limit int
+	err   error // sticky: the stream cannot go on
+
+	buf  []byte // buffered bytes are buf[r:w]
+	r, w int
+
+	big    []byte // a frame too large for buf, as it arrives
+	bigLen int    // the length of the frame in big, 0 when none is pending
+}
+
+// NewReader returns a Reader of frames of format f from r.
+func NewReader(r io.Reader, f Format) *Reader {
+	return newReaderSize(r, f, DefaultReadBufferSize)
+}
+
+func newReaderSize(r io.Reader, f Format, size int) *Reader {
+	rd := &Reader{src: r, f: f, limit: f.Limit()}
+	if err := f.check(); err != nil {
+		rd.err = err
+	}
+	rd.buf = make([]byte, max(size, 64))
+	return rd
+}
+
+// ReadFrame reads the next frame and returns its payload. The slice is
+// valid only until the next call to ReadFrame; use [bytes.Clone] to keep it.
+// In steady state ReadFrame does not allocate.
+//
+// At the end of the stream exactly between frames it returns [io.EOF]; inside
+// a frame, [io.ErrUnexpectedEOF]. A negative length is [ErrInvalidLength] and
+// a length above the limit a [*FrameTooLargeError], both found from the header
+// alone, before any payload is read or allocated. After any of these, and
+// after any other read error that is not a timeout, every later call returns
+// the same error. A timeout (see [net.Error]) leaves the Reader as it was:
+// the bytes that did arrive are kept and the next call goes on from there.
+func (r *Reader) ReadFrame() ([]byte, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.bigLen > 0 {
+		return r.readBig()
+	}
+	for {
+		n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+		if err == nil {
+			if end := r.r + hlen + n; end <= r.w {
+				p := r.buf[r.r+hlen : end : end]
+				r.r = end
+				if cap(r.big) > growChunk {
+					r.big = nil // large frames have stopped: let the memory go
+				}
+				return p, nil
+			}
+			if hlen+n > len(r.buf) {
+				r.r += hlen
+				return r.startBig(n)
+			}
+		} else if err != errNeedMore {
+			return nil, r.fail(err)
+		}
+		if err := r.fill(); err != nil {
+			if err == io.EOF && r.r == r.w {
+				return nil, r.fail(io.EOF)
+			}
+			return nil, r.fail(noEOF(err))
+		}
+	}
+}
+
+// startBig begins a frame of n bytes that does not fit in the buffer: the
+// bytes already buffered move to r.big, and the rest is read into it.
+func (r *Reader) startBig(n int) ([]byte, error) {
+	have := r.buf[r.r:r.w]
+	if cap(r.big) > 2*n+growChunk {
+		r.big = nil // kept from an earlier, much larger frame
+	}
+	r.big = append(r.big[:0], have...)
+	r.r, r.w = 0, 0
+	r.bigLen = n
+	return r.readBig()
+}
+
+func (r *Reader) readBig() ([]byte, error) {
+	var err error
+	r.big, err = readGrowing(r.src, r.big, r.bigLen)
+	if err != nil {
+		return nil, r.fail(noEOF(err))
+	}
+	r.bigLen = 0
+	return r.big, nil
+}
+
+// fill reads more bytes into the buffer, first moving what is buffered to
+// its front if the end is full.
+func (r *Reader) fill() error {
+	if r.r > 0 && (r.w == len(r.buf) || r.r == r.w) {
+		r.w = copy(r.buf, r.buf[r.r:r.w])
+		r.r = 0
+	}
+	for range 100 {
+		n, err := r.src.Read(r.buf[r.w:])
+		r.w += n
+		if n > 0 || err != nil {
+			if n > 0 && err == io.EOF {
+				err = nil // the next read returns it again
+			}
+			return err
+		}
+	}
+	return io.ErrNoProgress
+}
+
+// waitData blocks until at least one byte is buffered. Like ReadFrame, it
+// returns io.EOF when the stream ends between frames.
+func (r *Reader) waitData() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.w > r.r || r.bigLen > 0 {
+		return nil
+	}
+	return r.fail(r.fill())
+}
+
+// fail records err if the stream cannot go on after it, and returns it.
+func (r *Reader) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ne net.Error
+	if !(errors.As(err, &ne) && ne.Timeout()) {
+		r.err = err
+	}
+	return err
+}
+
+// Buffered returns the number of bytes read from the stream but not yet
+// returned as frames.
+func (r *Reader) Buffered() int {
+	if r.bigLen > 0 {
+		return r.w - r.r + len(r.big)
+	}
+	return r.w - r.r
+}
+
+// frameBuffered reports whether a whole frame is buffered, so ReadFrame
+// would return without reading the stream.
+func (r *Reader) frameBuffered() bool {
+	if r.err != nil || r.bigLen > 0 {
+		return false
+	}
+	n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+	return err == nil && r.r+hlen+n <= r.w
+}
+
+// DefaultWriteBufferSize is the size of a [Writer]'s buffer.
+const DefaultWriteBufferSize = 16 << 10
+
+// Writer writes frames to a stream through a buffer, so that many small
+// frames go out in one write. Call Flush to send what is buffered. A payload
+// larger than the buffer is written straight from the caller's slice
+// (header, buffered frames and payload in one vectored write) with no copy.
+//
+// A Writer is not safe for concurrent use; see [Conn] for that.
+type Writer struct {
+	dst   io.Writer
+	f     Format
+	limit int
+	buf   []byte
+	err   error // sticky: a write failed
+}
+
+// NewWriter returns a Writer of frames of format f to w.
+func NewWriter(w io.Writer, f Format) *Writer {
+	wr := &Writer{dst: w, f: f, limit: f.Limit(), buf: make([]byte, 0, DefaultWriteBufferSize)}
+	if err := f.check(); err != nil {
+		wr.err = err
+	}
+	return wr
+}
+
+// WriteFrame buffers p as one frame, flushing first if it does not fit. A
+// p longer than the limit is a [*FrameTooLargeError] and nothing is
+// written; the Writer stays usable. After a write error every later call
+// returns it.
+func (w *Writer) WriteFrame(p []byte) error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(p) > w.limit {
+		return &FrameTooLargeError{Size: uint64(len(p)), Limit: w.limit}
+	}
+	if len(w.buf)+w.f.maxHeaderSize()+len(p) <= cap(w.buf) {
+		w.buf = append(w.f.appendHeader(w.buf, len(p)), p...)
+		return nil
+	}
+	if len(p) < cap(w.buf)/2 {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		w.buf = append(w.f.appendHeader(w.buf, len(p)), p...)
+		return nil
+	}
+	if len(w.buf)+w.f.maxHeaderSize() > cap(w.buf) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	w.buf = w.f.appendHeader(w.buf, len(p))
+	bufs := net.Buffers{w.buf, p}
+	_, err := bufs.WriteTo(w.dst)
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = fmt.Errorf("framed: write: %w", err)
+	}
+	return w.err
+}
+
+// Flush writes any buffered frames to the underlying stream.
+func (w *Writer) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.dst.Write(w.buf)
+	w.buf = w.buf[:0]
+	if err != nil {
+		w.err = fmt.Errorf("framed: write: %w", err)
+	}
+	return w.err
+}
+
+// Buffered returns the number of bytes waiting for Flush.
+func (w *Writer) Buffered() int { return len(w.buf) }
