@@ -1,2 +1,59 @@
 // Package framed sends and receives whole messages over TCP.
+//
+// TCP is a byte stream. Small writes get merged and large ones split, so a
+// reader cannot see where one message ends and the next begins (the
+// "sticky packet" problem). framed puts the length of every message in
+// front of it, and gives the reader back exactly the messages that were
+// written, however the stream was cut on the way.
+//
+// # Wire format
+//
+// A frame is a 4-byte length, a little-endian int32, followed by that many
+// payload bytes:
+//
+//	+----------------------------+---------------------------+
+//	| length: int32 little-endian| payload: length bytes     |
+//	+----------------------------+---------------------------+
+//
+// A 5-byte payload "hello" is sent as
+//
+//	05 00 00 00 68 65 6c 6c 6f
+//
+// and an empty payload as 00 00 00 00. The length is at most the limit,
+// [DefaultMaxFrameSize] (4 MiB) unless set otherwise. A negative length is
+// [ErrInvalidLength] and a length above the limit is a [*FrameTooLargeError];
+// both are found from the header alone, before any payload is read or
+// allocated, and both leave the stream unusable. The end of the stream
+// exactly between frames is [io.EOF]; anywhere inside a frame it is
+// [io.ErrUnexpectedEOF].
+//
+// These are the same bytes as Netty's LengthFieldBasedFrameDecoder(
+// LITTLE_ENDIAN, max, 0, 4, 0, 4, true) with LengthFieldPrepender(
+// LITTLE_ENDIAN, 4). Many protocols use big-endian or other header widths
+// instead: a [Format] describes those (1, 2, 4 or 8 bytes, either byte
+// order, or an unsigned varint as in protobuf's delimited streams).
+//
+// # Entry points
+//
+//   - [Encode], [Decode] and [AppendFrame] turn one message into one frame
+//     and back. [Reader] and [Writer] stream frames with few system calls
+//     and no allocation per frame.
+//   - [Conn] reads and writes whole frames on a [net.Conn]; any number of
+//     goroutines may write to it at once.
+//   - [Server] accepts connections and calls a [Handler] for every frame,
+//     with the lifecycle of net/http's Server: Serve, Shutdown, Close.
+//   - [Dial] connects a [Client], which sends, receives, and makes
+//     pipelined requests.
+//   - [UDPServer] and [ExchangeUDP] are small, safe UDP echo helpers; the
+//     httpx subpackage does the same for HTTP.
+//
+// # Limits
+//
+// Every reader has a limit on the frame size, and the memory a frame costs
+// follows the bytes that actually arrive, not the length its header claims:
+// a peer that announces 4 MiB and sends 10 bytes costs about 10 bytes plus
+// a bounded chunk. A [Conn] bounds the bytes queued for writing, so a slow
+// peer blocks its writers instead of growing memory. A [Server] bounds the
+// time a frame may take to arrive, the idle time between frames, the time a
+// write may take, and the number of connections.
 package framed

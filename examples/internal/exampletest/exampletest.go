@@ -1,0 +1,89 @@
+// Package exampletest runs the example programs in-process for their smoke
+// tests.
+package exampletest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RunFunc is the shape of an example server's run function.
+type RunFunc func(ctx context.Context, args []string, stdout io.Writer) error
+
+// Server is an example server running in-process.
+type Server struct {
+	Addr string // the address it printed after "listening on "
+
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+// Output returns what the server has printed so far.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.out.String()
+}
+
+// StartServer starts run with args and waits until it prints
+// "listening on ADDR". The server is stopped, and checked to return nil,
+// when the test ends.
+func StartServer(t *testing.T, run RunFunc, args ...string) *Server {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, args, pw)
+		pw.CloseWithError(io.EOF)
+		done <- err
+	}()
+
+	s := &Server{}
+	lines := bufio.NewScanner(pr)
+	addrc := make(chan string, 1)
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		defer pr.Close()
+		for lines.Scan() {
+			line := lines.Text()
+			s.mu.Lock()
+			s.out.WriteString(line + "\n")
+			s.mu.Unlock()
+			if a, ok := strings.CutPrefix(line, "listening on "); ok {
+				select {
+				case addrc <- a:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("server returned %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("server did not stop within 10s of its ctx ending")
+		}
+		<-copied
+	})
+	select {
+	case s.Addr = <-addrc:
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("server returned before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("server did not start listening within 10s")
+	}
+	return s
+}
