@@ -13,8 +13,12 @@ import (
 )
 
 // maxDatagram is the largest payload a UDP datagram can carry without IPv6
-// jumbograms: 65,535 minus the 8-byte UDP header. Over IPv4 it is 65,507.
-const maxDatagram = 65527
+// jumbograms: 65,535 minus the 8-byte UDP header. Over IPv4 the 20-byte IP
+// header counts too, leaving maxDatagramIPv4.
+const (
+	maxDatagram     = 65527
+	maxDatagramIPv4 = 65507
+)
 
 // ErrUDPServerClosed is returned by [UDPServer.Serve] and
 // [UDPServer.ListenAndServe] after [UDPServer.Shutdown] or [UDPServer.Close].

@@ -11,7 +11,8 @@ import (
 )
 
 // ErrDatagramTooLarge is returned by [ExchangeUDP] for a message or a reply
-// larger than a UDP datagram can carry (65,527 bytes).
+// larger than a UDP datagram can carry: 65,507 bytes over IPv4, 65,527 over
+// IPv6.
 var ErrDatagramTooLarge = errors.New("framed: datagram too large")
 
 // DefaultExchangeTimeout bounds [ExchangeUDP] when its ctx has no deadline:
@@ -34,9 +35,6 @@ const DefaultExchangeTimeout = 5 * time.Second
 // Each call uses its own socket and a 64 KiB receive buffer, and may run
 // concurrently with others.
 func ExchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
-	if len(msg) > maxDatagram {
-		return nil, fmt.Errorf("framed: exchange with %s: message of %d bytes: %w", addr, len(msg), ErrDatagramTooLarge)
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultExchangeTimeout)
@@ -57,9 +55,12 @@ func exchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	network := "udp4"
+	network, limit := "udp4", maxDatagramIPv4
 	if to.Addr().Is6() {
-		network = "udp6"
+		network, limit = "udp6", maxDatagram
+	}
+	if len(msg) > limit {
+		return nil, fmt.Errorf("message of %d bytes: %w", len(msg), ErrDatagramTooLarge)
 	}
 	// An unconnected socket, so that the source of every reply can be
 	// checked here rather than trusted to the kernel's filter.

@@ -175,11 +175,13 @@ func TestExchangeUDPContextEnds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			silent := listenUDP(t, "udp", "127.0.0.1:0")
-			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-			if tt.cancelOnRx {
-				ctx, cancel = context.WithCancel(t.Context())
-			}
+			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
+			if !tt.cancelOnRx {
+				var stop context.CancelFunc
+				ctx, stop = context.WithTimeout(ctx, 100*time.Millisecond)
+				defer stop()
+			}
 			received := make(chan struct{})
 			go func() {
 				defer close(received)
@@ -207,7 +209,8 @@ func TestExchangeUDPRefusesBadInput(t *testing.T) {
 		msg  []byte
 		want error
 	}{
-		{name: "message over 65,527 bytes", addr: "127.0.0.1:9", msg: make([]byte, 65528), want: framed.ErrDatagramTooLarge},
+		{name: "message over 65,507 bytes to IPv4", addr: "127.0.0.1:9", msg: make([]byte, 65508), want: framed.ErrDatagramTooLarge},
+		{name: "message over 65,527 bytes to IPv6", addr: "[::1]:9", msg: make([]byte, 65528), want: framed.ErrDatagramTooLarge},
 		{name: "no port", addr: "127.0.0.1", msg: []byte("x")},
 		{name: "bad port", addr: "127.0.0.1:nope", msg: []byte("x")},
 	}
