@@ -53,7 +53,8 @@ var ErrBodyTooLarge = errors.New("httpx: response body too large")
 // NewServer returns a server for h listening on addr, with the timeouts and
 // sizes of the Default constants above and h wrapped in
 // MaxBytes(h, DefaultMaxRequestBytes). A nil h means [http.DefaultServeMux],
-// as in net/http; an empty addr means ":http".
+// as in net/http; an empty addr means ":http". To accept larger bodies, set
+// Handler to MaxBytes(h, n) with the n you need.
 //
 // WriteTimeout bounds each response, so a handler that streams for longer
 // must lift it, for example with [http.ResponseController.SetWriteDeadline].
@@ -96,8 +97,11 @@ func ListenAndServe(ctx context.Context, addr string, h http.Handler) error {
 // for requests in flight to complete, then closes the rest. It returns nil
 // after a clean stop (not [http.ErrServerClosed]), an error wrapping
 // [context.DeadlineExceeded] if requests were still running after
-// ShutdownTimeout, and srv.Serve's error if serving fails. srv.Serve closes
-// ln. If srv is shut down by other means, Serve returns nil at once.
+// ShutdownTimeout, and srv.Serve's error if serving fails. After
+// ShutdownTimeout the remaining connections are closed, but net/http does
+// not wait for their handlers: a handler should honour its request's
+// context. srv.Serve closes ln. If srv is shut down by other means, Serve
+// returns nil at once.
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -218,6 +222,7 @@ type StatusError struct {
 	Body       []byte // the first MaxErrorBodyBytes of the body, at most
 }
 
+// Error reports the URL, the status and the start of the body.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("httpx: GET %s: %s", e.URL, e.Status)
 	if len(e.Body) > 0 {
