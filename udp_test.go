@@ -163,6 +163,19 @@ func TestExchangeUDPIgnoresOtherSources(t *testing.T) {
 	assert.Equal(t, "real", string(got))
 }
 
+func TestExchangeUDPAddressForms(t *testing.T) {
+	var srv framed.UDPServer
+	addr := startUDP(t, &srv)
+	_, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+
+	for _, give := range []string{addr, ":" + port, "0.0.0.0:" + port, "localhost:" + port} {
+		t.Run(give, func(t *testing.T) {
+			assert.Equal(t, give, string(exchange(t, give, []byte(give))))
+		})
+	}
+}
+
 func TestExchangeUDPContextEnds(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -153,7 +153,7 @@ func MaxBytes(h http.Handler, n int64) http.Handler {
 		lw := &limitedWriter{ResponseWriter: w, body: body}
 		h.ServeHTTP(lw, r)
 		if body.hit.Load() && !lw.wroteHeader {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			http.Error(lw, "request body too large", http.StatusRequestEntityTooLarge)
 		}
 	})
 }
@@ -190,6 +190,10 @@ func (w *limitedWriter) WriteHeader(code int) {
 	}
 	w.wroteHeader = true
 	if w.body.hit.Load() {
+		// net/http closes the connection itself only when it wrote the
+		// response the MaxBytesReader was given, not a wrapper such as
+		// an outer MaxBytes.
+		w.Header().Set("Connection", "close")
 		code = http.StatusRequestEntityTooLarge
 	}
 	w.ResponseWriter.WriteHeader(code)

@@ -104,6 +104,12 @@ func TestMaxBytes(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprint(w, len(b))
 	})
+	mux.HandleFunc("/early", func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		length.Store(r.ContentLength)
+		w.WriteHeader(http.StatusAccepted) // before reading: too early to refuse
+		_, _ = io.ReadAll(r.Body)
+	})
 	mux.HandleFunc("/silent", func(_ http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		length.Store(r.ContentLength)
@@ -127,6 +133,7 @@ func TestMaxBytes(t *testing.T) {
 		{name: "chunked over, handler answers 400", path: "/report", give: 4 * limit, chunked: true, want: 413, wantCalls: 1},
 		{name: "chunked over, handler ignores the error", path: "/ignore", give: 4 * limit, chunked: true, want: 413, wantCalls: 1},
 		{name: "chunked over, handler writes nothing", path: "/silent", give: 4 * limit, chunked: true, want: 413, wantCalls: 1},
+		{name: "chunked over, header written before reading", path: "/early", give: 4 * limit, chunked: true, want: 202, wantCalls: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,6 +155,9 @@ func TestMaxBytes(t *testing.T) {
 			}
 			assert.Equal(t, tt.want, resp.StatusCode, "body %q", got)
 			assert.Equal(t, tt.wantCalls, calls.Load(), "handler calls")
+			if tt.want == http.StatusRequestEntityTooLarge {
+				assert.True(t, resp.Close, "a refused request must close its connection")
+			}
 			if tt.wantBody != "" {
 				assert.Equal(t, tt.wantBody, string(got))
 			}
