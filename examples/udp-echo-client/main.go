@@ -1,0 +1,71 @@
+// Command udp-echo-client sends each line typed on standard input to a UDP
+// echo server as one datagram and prints the reply. A line "q" (in any
+// case), or the end of standard input, quits.
+//
+// UDP may lose a datagram: each exchange waits at most -timeout for the
+// reply, then reports the loss and goes on with the next line.
+//
+// Usage:
+//
+//	go run ./examples/udp-echo-client -addr 127.0.0.1:8888
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/framed-go/framed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("udp-echo-client", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8888", "UDP address of the echo server")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for each reply")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sending to %s; type a line, q to quit\n", *addr)
+	lines := bufio.NewScanner(stdin)
+	for lines.Scan() {
+		line := lines.Text()
+		if strings.EqualFold(strings.TrimSpace(line), "q") {
+			break
+		}
+		exCtx, cancel := context.WithTimeout(ctx, *timeout)
+		reply, err := framed.ExchangeUDP(exCtx, *addr, []byte(line))
+		cancel()
+		switch {
+		case ctx.Err() != nil: // Ctrl-C
+			return nil
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Fprintf(stdout, "no reply within %v (UDP can lose datagrams)\n", *timeout)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(stdout, "echo: %s\n", reply)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "bye")
+	return nil
+}
