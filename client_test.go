@@ -15,6 +15,7 @@ import (
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -551,4 +552,53 @@ func TestClientOverPipe(t *testing.T) {
 		})
 	}
 	rg.Wait()
+}
+
+func TestRequestAllocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures allocations over loopback")
+	}
+	addr := startTestPeer(t, echoFrames(framed.Format{}, 0, nil))
+	c := dialTestClient(t, nil, addr)
+	msg := make([]byte, 64)
+	ctx := context.Background()
+
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Request(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The reply's copy; the rest is reused.
+	assert.LessOrEqual(t, allocs, 1.0, "allocations per Request")
+}
+
+func BenchmarkClientRequest(b *testing.B) {
+	addr := startTestPeer(b, echoFrames(framed.Format{}, 0, nil))
+	c, err := framed.Dial(b.Context(), addr)
+	require.NoError(b, err)
+	b.Cleanup(func() { c.Close() })
+	msg := make([]byte, 64)
+
+	b.Run("serial", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Request(b.Context(), msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pipelined32", func(b *testing.B) {
+		b.SetBytes(int64(len(msg)))
+		b.ReportAllocs()
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := c.Request(context.Background(), msg); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
