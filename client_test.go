@@ -394,6 +394,29 @@ func TestCloseWhileRequestsBlocked(t *testing.T) {
 	assert.ErrorIs(t, c.Close(), net.ErrClosed, "second Close")
 }
 
+func TestCloseConcurrent(t *testing.T) {
+	addr := startTestPeer(t, echoFrames(framed.Format{}, 0, nil))
+	c, err := framed.Dial(t.Context(), addr)
+	require.NoError(t, err)
+	_, err = c.Request(t.Context(), []byte("start the reader"))
+	require.NoError(t, err)
+
+	const closers = 4
+	errs := make(chan error, closers)
+	for range closers {
+		go func() { errs <- c.Close() }()
+	}
+	var ok int
+	for range closers {
+		if err := <-errs; err == nil {
+			ok++
+		} else {
+			assert.ErrorIs(t, err, net.ErrClosed)
+		}
+	}
+	assert.Equal(t, 1, ok, "Close calls that returned nil")
+}
+
 func TestCloseUnblocksReceive(t *testing.T) {
 	addr := startTestPeer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
 	c, err := framed.Dial(t.Context(), addr)
