@@ -1,6 +1,7 @@
 package framed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -199,7 +200,7 @@ func (c *Conn) WriteFrame(p []byte) error {
 			c.drainLocked(nil) // corked and full
 			continue
 		}
-		if err := c.waitLocked(); err != nil {
+		if err := c.waitLocked(nil); err != nil {
 			c.mu.Unlock()
 			return err
 		}
@@ -207,6 +208,41 @@ func (c *Conn) WriteFrame(p []byte) error {
 	err := c.werr
 	c.mu.Unlock()
 	return err
+}
+
+// queueFrame queues p as one frame without writing it, for a caller that
+// must not block on the network and must know the order of frames on the
+// wire. admit is called with c.mu held just before p takes its place in the
+// queue; if it returns an error, nothing is queued and that error is
+// returned.
+//
+// Like WriteFrame, queueFrame waits while the queue is full; it also stops
+// waiting when ctx ends, and then returns ctx's error with nothing queued.
+// It reports whether no goroutine is writing: then the caller must see that
+// the queue is flushed (see Flush).
+func (c *Conn) queueFrame(ctx context.Context, p []byte, admit func() error) (idle bool, err error) {
+	if len(p) > c.limit {
+		return false, &FrameTooLargeError{Size: uint64(len(p)), Limit: c.limit}
+	}
+	need := c.f.maxHeaderSize() + len(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.werr == nil && len(c.queue) > 0 && len(c.queue)+need > c.maxPending {
+		if err := c.waitLocked(ctx.Done()); err != nil {
+			return false, err
+		}
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+	}
+	if c.werr != nil {
+		return false, c.werr
+	}
+	if err := admit(); err != nil {
+		return false, err
+	}
+	c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+	return !c.flushing, nil
 }
 
 // Flush waits until every frame queued so far is written, the write
@@ -219,7 +255,7 @@ func (c *Conn) Flush() error {
 			c.drainLocked(nil)
 			continue
 		}
-		if err := c.waitLocked(); err != nil {
+		if err := c.waitLocked(nil); err != nil {
 			return err
 		}
 	}
@@ -294,23 +330,27 @@ func (c *Conn) failWriteLocked(err error) {
 }
 
 // waitLocked waits, with c.mu held on entry and on return, until the write
-// side's state changes or the write deadline passes.
-func (c *Conn) waitLocked() error {
+// side's state changes, the write deadline passes, or done is closed. A nil
+// done is never closed.
+func (c *Conn) waitLocked(done <-chan struct{}) error {
 	if c.changed == nil {
 		c.changed = make(chan struct{})
 	}
 	changed, dl := c.changed, c.deadline
 	c.waiters++
 	c.mu.Unlock()
-	err := waitUntil(changed, dl)
+	err := waitUntil(changed, done, dl)
 	c.mu.Lock()
 	c.waiters--
 	return err
 }
 
-func waitUntil(changed <-chan struct{}, dl time.Time) error {
+func waitUntil(changed, done <-chan struct{}, dl time.Time) error {
 	if dl.IsZero() {
-		<-changed
+		select {
+		case <-changed:
+		case <-done:
+		}
 		return nil
 	}
 	d := time.Until(dl)
@@ -321,6 +361,8 @@ func waitUntil(changed <-chan struct{}, dl time.Time) error {
 	defer t.Stop()
 	select {
 	case <-changed:
+		return nil
+	case <-done:
 		return nil
 	case <-t.C:
 		return fmt.Errorf("framed: write: %w", os.ErrDeadlineExceeded)
