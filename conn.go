@@ -134,18 +134,35 @@ func (c *Conn) readFrameWithin(idle, frame time.Duration) ([]byte, error) {
 	if (idle == 0 && frame == 0) || c.rd.frameBuffered() {
 		return c.ReadFrame()
 	}
-	if c.rd.Buffered() == 0 {
-		if err := c.nc.SetReadDeadline(deadline(idle)); err != nil {
-			return nil, c.readErr(err)
-		}
-		if err := c.rd.waitData(); err != nil {
-			return nil, c.readErr(err)
-		}
+	if err := c.waitFrame(idle, frame); err != nil {
+		return nil, err
 	}
 	if err := c.nc.SetReadDeadline(deadline(frame)); err != nil {
 		return nil, c.readErr(err)
 	}
 	return c.ReadFrame()
+}
+
+// waitFrame blocks until at least one byte of the next frame is buffered,
+// no longer than idle. It returns at once when a byte is already buffered,
+// and [io.EOF] when the stream ends between frames. When idle and frame are
+// both zero it leaves the read deadline alone, as readFrameWithin does.
+//
+// Waiting apart from reading lets the server tell a connection that is
+// idle between frames from one that is in the middle of a frame.
+func (c *Conn) waitFrame(idle, frame time.Duration) error {
+	if c.rd.Buffered() > 0 {
+		return nil
+	}
+	if idle != 0 || frame != 0 {
+		if err := c.nc.SetReadDeadline(deadline(idle)); err != nil {
+			return c.readErr(err)
+		}
+	}
+	if err := c.rd.waitData(); err != nil {
+		return c.readErr(err)
+	}
+	return nil
 }
 
 // deadline returns the time d from now, or no deadline when d is zero.
