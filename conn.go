@@ -73,6 +73,7 @@ type Conn struct {
 	writeTimeout time.Duration
 	maxPending   int
 	closed       atomic.Bool
+	in           countingReader // rd's source
 
 	mu       sync.Mutex
 	queue    []byte // frames waiting to be written
@@ -83,6 +84,25 @@ type Conn struct {
 	deadline time.Time
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
+
+	framesOut int64 // frames WriteFrame accepted
+	bytesOut  int64 // bytes written to the network
+}
+
+// countingReader counts the bytes read through it, so that a server can
+// report bytes received as they arrive, also those of a frame still
+// incomplete.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.n.Add(int64(n))
+	}
+	return n, err
 }
 
 // NewConn returns a Conn that frames c as cfg says. The Conn owns c:
@@ -98,12 +118,13 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	}
 	fc := &Conn{
 		nc:           c,
-		rd:           newReaderSize(c, cfg.Format, bufSize),
 		f:            cfg.Format,
 		limit:        cfg.Format.Limit(),
 		writeTimeout: cfg.WriteTimeout,
 		maxPending:   maxPending,
 	}
+	fc.in.r = c
+	fc.rd = newReaderSize(&fc.in, cfg.Format, bufSize)
 	if err := cfg.Format.check(); err != nil {
 		fc.werr = err
 	}
@@ -222,6 +243,9 @@ func (c *Conn) WriteFrame(p []byte) error {
 		}
 	}
 	err := c.werr
+	if err == nil {
+		c.framesOut++
+	}
 	c.mu.Unlock()
 	return err
 }
@@ -263,9 +287,10 @@ func (c *Conn) drainLocked(p []byte) {
 		dl := c.deadline
 		c.broadcastLocked() // the queue has room again
 		c.mu.Unlock()
-		err := c.write(dl, q, p)
+		n, err := c.write(dl, q, p)
 		p = nil
 		c.mu.Lock()
+		c.bytesOut += n
 		if cap(q) <= keepQueueCap {
 			c.spare = q[:0]
 		}
@@ -277,24 +302,33 @@ func (c *Conn) drainLocked(p []byte) {
 	c.broadcastLocked()
 }
 
-// write writes q and then p, in one system call where the platform allows.
-func (c *Conn) write(dl time.Time, q, p []byte) error {
+// write writes q and then p, in one system call where the platform allows,
+// and returns the number of bytes written.
+func (c *Conn) write(dl time.Time, q, p []byte) (int64, error) {
 	if c.writeTimeout > 0 {
 		d := time.Now().Add(c.writeTimeout)
 		if !dl.IsZero() && dl.Before(d) {
 			d = dl
 		}
 		if err := c.nc.SetWriteDeadline(d); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if p == nil {
-		_, err := c.nc.Write(q)
-		return err
+		n, err := c.nc.Write(q)
+		return int64(n), err
 	}
 	bufs := net.Buffers{q, p}
-	_, err := bufs.WriteTo(c.nc)
-	return err
+	return bufs.WriteTo(c.nc)
+}
+
+// counts returns the frames WriteFrame has accepted and the bytes read from
+// and written to the connection so far. Any goroutine may call it.
+func (c *Conn) counts() (framesOut, bytesIn, bytesOut int64) {
+	c.mu.Lock()
+	framesOut, bytesOut = c.framesOut, c.bytesOut
+	c.mu.Unlock()
+	return framesOut, c.in.n.Load(), bytesOut
 }
 
 // failWriteLocked records the first write error and closes the connection:
