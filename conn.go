@@ -85,8 +85,8 @@ type Conn struct {
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
 
-	framesOut int64 // frames WriteFrame accepted
-	bytesOut  int64 // bytes written to the network
+	framesOut int64 // frames for which WriteFrame returned, or will return, nil
+	bytesOut  int64 // bytes written, or being written, to the network
 }
 
 // countingReader counts the bytes read through it, so that a server can
@@ -217,6 +217,7 @@ func (c *Conn) WriteFrame(p []byte) error {
 	}
 	need := c.f.maxHeaderSize() + len(p)
 	c.mu.Lock()
+	counted := false // counted before it goes out, so a peer never sees a frame not yet counted
 	for {
 		if c.werr != nil {
 			break
@@ -224,11 +225,15 @@ func (c *Conn) WriteFrame(p []byte) error {
 		if len(p) >= directWriteSize {
 			if !c.flushing {
 				c.queue = c.f.appendHeader(c.queue, len(p))
+				c.framesOut++
+				counted = true
 				c.drainLocked(p)
 				break
 			}
 		} else if len(c.queue) == 0 || len(c.queue)+need <= c.maxPending {
 			c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+			c.framesOut++
+			counted = true
 			if !c.flushing && !c.corked {
 				c.drainLocked(nil)
 			}
@@ -243,8 +248,8 @@ func (c *Conn) WriteFrame(p []byte) error {
 		}
 	}
 	err := c.werr
-	if err == nil {
-		c.framesOut++
+	if err != nil && counted {
+		c.framesOut--
 	}
 	c.mu.Unlock()
 	return err
@@ -286,11 +291,13 @@ func (c *Conn) drainLocked(p []byte) {
 		c.queue, c.spare = c.spare[:0], nil
 		dl := c.deadline
 		c.broadcastLocked() // the queue has room again
+		size := int64(len(q) + len(p))
+		c.bytesOut += size // before the write, so a peer never sees bytes not yet counted
 		c.mu.Unlock()
 		n, err := c.write(dl, q, p)
 		p = nil
 		c.mu.Lock()
-		c.bytesOut += n
+		c.bytesOut -= size - n
 		if cap(q) <= keepQueueCap {
 			c.spare = q[:0]
 		}
