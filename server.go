@@ -355,7 +355,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
 			if s.Logger != nil {
 				s.Logger.Error("framed: accept error; retrying",
-					"addr", ln.Addr().String(), "err", err, "delay", tempDelay)
+					"addr", ln.Addr(), "err", err, "delay", tempDelay)
 			}
 			t := time.NewTimer(tempDelay)
 			select {
@@ -682,7 +682,7 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	sc.cancel()
 	s.count(end)
 	if s.Logger != nil {
-		attrs := []slog.Attr{slog.String("remote", c.RemoteAddr().String()), slog.String("reason", end.String())}
+		attrs := []slog.Attr{slog.Any("remote", c.RemoteAddr()), slog.String("reason", end.String())}
 		if err != nil {
 			attrs = append(attrs, slog.Any("err", err))
 		}
@@ -785,7 +785,7 @@ func (s *Server) serveFrame(ctx context.Context, h Handler, c *Conn, p []byte) (
 			end, err = endPanic, fmt.Errorf("framed: handler panic: %v", v)
 			if s.Logger != nil {
 				s.Logger.Error("framed: handler panic",
-					"remote", c.RemoteAddr().String(), "panic", v, "stack", string(debug.Stack()))
+					"remote", c.RemoteAddr(), "panic", v, "stack", string(debug.Stack()))
 			}
 		}
 	}()
