@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -164,6 +165,44 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+func ExampleServer() {
+	s := &framed.Server{
+		Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, frame []byte) error {
+			return c.WriteFrame(bytes.ToUpper(frame))
+		}),
+		IdleTimeout: time.Minute,
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	c := framed.NewConn(nc, framed.ConnConfig{})
+	if err := c.WriteFrame([]byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	reply, err := c.ReadFrame()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", reply)
+	c.Close()
+
+	if err := s.Shutdown(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-served)
+	// Output:
+	// HELLO
+	// framed: Server closed
 }
 
 func TestServerEcho(t *testing.T) {
