@@ -13,6 +13,11 @@ import (
 // the payload really comes.
 const growChunk = 64 << 10
 
+// firstChunk is the smallest buffer a Reader gathers a large frame in: a
+// header that claims a large frame and a stalled payload cost this much,
+// not growChunk, so thousands of stalled connections cost little.
+const firstChunk = 4 << 10
+
 // Encode returns msg as one frame of the default [Format]: its length as a
 // 4-byte little-endian int32, then msg. A msg longer than
 // [DefaultMaxFrameSize] is a [*FrameTooLargeError].
@@ -87,14 +92,14 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 }
 
 // readGrowing appends bytes read from r to buf until it holds n bytes. It
-// grows buf no faster than the bytes arrive (at most doubling, by at most
-// growChunk beyond what has arrived), so memory follows bytes received, not
-// bytes claimed. On error it returns what it has read so far, so a caller
-// can resume after a timeout.
+// grows buf no faster than the bytes arrive (to twice what has arrived, or
+// firstChunk), so memory follows bytes received, not bytes claimed. On
+// error it returns what it has read so far, so a caller can resume after a
+// timeout.
 func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(n, max(2*len(buf), growChunk)))
+			grown := make([]byte, len(buf), min(n, max(2*len(buf), firstChunk)))
 			copy(grown, buf)
 			buf = grown
 		}

@@ -74,6 +74,7 @@ type Conn struct {
 	writeTimeout time.Duration
 	maxPending   int
 	closed       atomic.Bool
+	in           countingReader // rd's source
 
 	mu       sync.Mutex
 	queue    []byte // frames waiting to be written
@@ -84,6 +85,25 @@ type Conn struct {
 	deadline time.Time
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
+
+	framesOut int64 // frames for which WriteFrame returned, or will return, nil
+	bytesOut  int64 // bytes written, or being written, to the network
+}
+
+// countingReader counts the bytes read through it, so that a server can
+// report bytes received as they arrive, also those of a frame still
+// incomplete.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.n.Add(int64(n))
+	}
+	return n, err
 }
 
 // NewConn returns a Conn that frames c as cfg says. The Conn owns c:
@@ -99,12 +119,13 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	}
 	fc := &Conn{
 		nc:           c,
-		rd:           newReaderSize(c, cfg.Format, bufSize),
 		f:            cfg.Format,
 		limit:        cfg.Format.Limit(),
 		writeTimeout: cfg.WriteTimeout,
 		maxPending:   maxPending,
 	}
+	fc.in.r = c
+	fc.rd = newReaderSize(&fc.in, cfg.Format, bufSize)
 	if err := cfg.Format.check(); err != nil {
 		fc.werr = err
 	}
@@ -135,18 +156,35 @@ func (c *Conn) readFrameWithin(idle, frame time.Duration) ([]byte, error) {
 	if (idle == 0 && frame == 0) || c.rd.frameBuffered() {
 		return c.ReadFrame()
 	}
-	if c.rd.Buffered() == 0 {
-		if err := c.nc.SetReadDeadline(deadline(idle)); err != nil {
-			return nil, c.readErr(err)
-		}
-		if err := c.rd.waitData(); err != nil {
-			return nil, c.readErr(err)
-		}
+	if err := c.waitFrame(idle, frame); err != nil {
+		return nil, err
 	}
 	if err := c.nc.SetReadDeadline(deadline(frame)); err != nil {
 		return nil, c.readErr(err)
 	}
 	return c.ReadFrame()
+}
+
+// waitFrame blocks until at least one byte of the next frame is buffered,
+// no longer than idle. It returns at once when a byte is already buffered,
+// and [io.EOF] when the stream ends between frames. When idle and frame are
+// both zero it leaves the read deadline alone, as readFrameWithin does.
+//
+// Waiting apart from reading lets the server tell a connection that is
+// idle between frames from one that is in the middle of a frame.
+func (c *Conn) waitFrame(idle, frame time.Duration) error {
+	if c.rd.Buffered() > 0 {
+		return nil
+	}
+	if idle != 0 || frame != 0 {
+		if err := c.nc.SetReadDeadline(deadline(idle)); err != nil {
+			return c.readErr(err)
+		}
+	}
+	if err := c.rd.waitData(); err != nil {
+		return c.readErr(err)
+	}
+	return nil
 }
 
 // deadline returns the time d from now, or no deadline when d is zero.
@@ -180,6 +218,7 @@ func (c *Conn) WriteFrame(p []byte) error {
 	}
 	need := c.f.maxHeaderSize() + len(p)
 	c.mu.Lock()
+	counted := false // counted before it goes out, so a peer never sees a frame not yet counted
 	for {
 		if c.werr != nil {
 			break
@@ -187,11 +226,15 @@ func (c *Conn) WriteFrame(p []byte) error {
 		if len(p) >= directWriteSize {
 			if !c.flushing {
 				c.queue = c.f.appendHeader(c.queue, len(p))
+				c.framesOut++
+				counted = true
 				c.drainLocked(p)
 				break
 			}
 		} else if len(c.queue) == 0 || len(c.queue)+need <= c.maxPending {
 			c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+			c.framesOut++
+			counted = true
 			if !c.flushing && !c.corked {
 				c.drainLocked(nil)
 			}
@@ -206,6 +249,9 @@ func (c *Conn) WriteFrame(p []byte) error {
 		}
 	}
 	err := c.werr
+	if err != nil && counted {
+		c.framesOut--
+	}
 	c.mu.Unlock()
 	return err
 }
@@ -281,10 +327,13 @@ func (c *Conn) drainLocked(p []byte) {
 		c.queue, c.spare = c.spare[:0], nil
 		dl := c.deadline
 		c.broadcastLocked() // the queue has room again
+		size := int64(len(q) + len(p))
+		c.bytesOut += size // before the write, so a peer never sees bytes not yet counted
 		c.mu.Unlock()
-		err := c.write(dl, q, p)
+		n, err := c.write(dl, q, p)
 		p = nil
 		c.mu.Lock()
+		c.bytesOut -= size - n
 		if cap(q) <= keepQueueCap {
 			c.spare = q[:0]
 		}
@@ -296,24 +345,33 @@ func (c *Conn) drainLocked(p []byte) {
 	c.broadcastLocked()
 }
 
-// write writes q and then p, in one system call where the platform allows.
-func (c *Conn) write(dl time.Time, q, p []byte) error {
+// write writes q and then p, in one system call where the platform allows,
+// and returns the number of bytes written.
+func (c *Conn) write(dl time.Time, q, p []byte) (int64, error) {
 	if c.writeTimeout > 0 {
 		d := time.Now().Add(c.writeTimeout)
 		if !dl.IsZero() && dl.Before(d) {
 			d = dl
 		}
 		if err := c.nc.SetWriteDeadline(d); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if p == nil {
-		_, err := c.nc.Write(q)
-		return err
+		n, err := c.nc.Write(q)
+		return int64(n), err
 	}
 	bufs := net.Buffers{q, p}
-	_, err := bufs.WriteTo(c.nc)
-	return err
+	return bufs.WriteTo(c.nc)
+}
+
+// counts returns the frames WriteFrame has accepted and the bytes read from
+// and written to the connection so far. Any goroutine may call it.
+func (c *Conn) counts() (framesOut, bytesIn, bytesOut int64) {
+	c.mu.Lock()
+	framesOut, bytesOut = c.framesOut, c.bytesOut
+	c.mu.Unlock()
+	return framesOut, c.in.n.Load(), bytesOut
 }
 
 // failWriteLocked records the first write error and closes the connection:

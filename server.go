@@ -1,0 +1,601 @@
+package framed
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrServerClosed is returned by [Server.Serve] and [Server.ListenAndServe]
+// once [Server.Shutdown] or [Server.Close] has been called.
+var ErrServerClosed = errors.New("framed: Server closed")
+
+// defaultAddr is the address ListenAndServe listens on when Server.Addr is
+// empty.
+const defaultAddr = ":8888"
+
+// Handler serves the frames a [Server] receives.
+//
+// ServeFrame is called once per frame, in the order the frames arrive, on
+// the connection's own goroutine: the connection's next frame is not read
+// until ServeFrame returns. frame is valid only until ServeFrame returns;
+// use [bytes.Clone] to keep it. ServeFrame may write zero, one or many
+// frames with c.WriteFrame, also from goroutines it starts, and must not
+// call c.ReadFrame. A non-nil error closes the connection, after the frames
+// already written are sent.
+//
+// ctx descends from the Server's BaseContext. It is cancelled when the
+// connection closes and when [Server.Close] is called, but not by
+// [Server.Shutdown], which lets running handlers finish. A handler that may
+// block must return once ctx is done: Close waits for it.
+type Handler interface {
+	ServeFrame(ctx context.Context, c *Conn, frame []byte) error
+}
+
+// HandlerFunc lets an ordinary function be a [Handler].
+type HandlerFunc func(ctx context.Context, c *Conn, frame []byte) error
+
+// ServeFrame calls f(ctx, c, frame).
+func (f HandlerFunc) ServeFrame(ctx context.Context, c *Conn, frame []byte) error {
+	return f(ctx, c, frame)
+}
+
+// EchoHandler is a [Handler] that writes every frame back to its sender.
+// It is what a [Server] with a nil Handler uses.
+type EchoHandler struct{}
+
+// ServeFrame writes frame back on c.
+func (EchoHandler) ServeFrame(_ context.Context, c *Conn, frame []byte) error {
+	return c.WriteFrame(frame)
+}
+
+// ConnState is a point in a server connection's life, reported to
+// [Server].ConnState.
+type ConnState int
+
+const (
+	// StateNew is reported once for every connection the Server serves,
+	// on the connection's goroutine before its first frame is read.
+	StateNew ConnState = iota
+
+	// StateClosed is reported once for every connection reported as new,
+	// after the connection is closed and its last handler call has
+	// returned, whatever closed it: the peer, an error, a limit,
+	// Shutdown or Close.
+	StateClosed
+)
+
+// String returns "new" or "closed".
+func (s ConnState) String() string {
+	switch s {
+	case StateNew:
+		return "new"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("ConnState(%d)", int(s))
+}
+
+// Server accepts connections and serves their frames with a [Handler], one
+// goroutine per connection. The zero value is ready to use: it echoes
+// frames of the default [Format], with no limit on connections and no
+// timeouts. The fields must not be changed once Serve has been called.
+//
+// # Lifecycle
+//
+// [Server.Serve] returns [ErrServerClosed] after [Server.Shutdown] or
+// [Server.Close], and at once when called after them. Shutdown stops
+// accepting, stops connections that are idle between frames at once, lets
+// every connection in the middle of a frame read it, serve it and send its
+// replies before it stops, and returns when all are gone. Close closes
+// everything at once. Both wait for every goroutine the Server started,
+// handlers included; both may be called any number of times, from any
+// goroutine, also before Serve. A Serve loop survives temporary accept
+// errors (such as running out of file descriptors): it logs them and
+// retries after 5 ms, doubling the wait up to a second.
+//
+// # Replies
+//
+// While a connection has more whole frames buffered, the frames its handler
+// writes are held, and they go out in one write after the last of those
+// buffered frames has been served; a lone frame's replies go out as they
+// are written. So pipelined requests share system calls, and a handler
+// that needs a frame sent at once calls c.Flush.
+//
+// # Hostile peers
+//
+// A header that is negative or above the limit, a peer that stalls inside a
+// frame for longer than FrameTimeout or between frames for longer than
+// IdleTimeout, a reset, and a handler panic each close that connection
+// only, and each is counted in [Server.Stats]. Memory follows the bytes
+// received, not the bytes a header claims.
+type Server struct {
+	// Addr is the TCP address ListenAndServe listens on, in the form
+	// "host:port". Empty means ":8888": port 8888 on every interface, as
+	// net/http's empty Addr means ":http".
+	Addr string
+
+	// Handler serves each frame. Nil means [EchoHandler].
+	Handler Handler
+
+	// Format is the wire format; its MaxFrameSize is the largest frame the
+	// Server accepts. The zero value is the default format, with frames of
+	// at most [DefaultMaxFrameSize].
+	Format Format
+
+	// MaxConns bounds the connections open at once. At the limit a Serve
+	// loop stops accepting until a connection closes; meanwhile new peers
+	// wait in the listener's backlog, and each pause is counted in
+	// ServerStats.MaxConnsWaits. Zero means no limit.
+	MaxConns int
+
+	// FrameTimeout bounds the time from a frame's first byte to its last,
+	// so a peer that trickles a frame (a slowloris) is closed. Zero means
+	// no bound.
+	FrameTimeout time.Duration
+
+	// IdleTimeout bounds the wait for the first byte of the next frame,
+	// including the wait for the first frame and a TLS handshake. Zero
+	// means no bound.
+	IdleTimeout time.Duration
+
+	// WriteTimeout bounds each write to the network (see
+	// [ConnConfig].WriteTimeout). A write that times out closes the
+	// connection. Zero means no bound.
+	WriteTimeout time.Duration
+
+	// MaxPendingBytes bounds the bytes of replies queued on a connection
+	// (see [ConnConfig].MaxPendingBytes). Zero means
+	// [DefaultMaxPendingBytes].
+	MaxPendingBytes int
+
+	// TLSConfig, when not nil, makes Serve wrap every connection in TLS
+	// with this configuration, which must hold a certificate (Certificates,
+	// GetCertificate or GetConfigForClient).
+	TLSConfig *tls.Config
+
+	// Logger receives accept errors and handler panics at level Error, and
+	// why each connection closed at level Debug. Nil means nothing is
+	// logged.
+	Logger *slog.Logger
+
+	// ConnState, when not nil, is called with [StateNew] and then
+	// [StateClosed], each exactly once, for every connection the Server
+	// serves. It runs on the connection's goroutine and must not call
+	// Shutdown or Close, which wait for that goroutine.
+	ConnState func(*Conn, ConnState)
+
+	// BaseContext, when not nil, returns the context from which the
+	// handler contexts of connections accepted on the listener descend. It
+	// is called once per Serve call, and must not return nil. Nil means
+	// [context.Background].
+	BaseContext func(net.Listener) context.Context
+
+	inShutdown atomic.Bool
+	counters   serverCounters
+
+	mu         sync.Mutex
+	listeners  map[*onceCloseListener]struct{}
+	conns      map[*serverConn]struct{}
+	retired    connTotals    // counts of connections already closed
+	done       chan struct{} // closed when Shutdown or Close begins
+	gone       chan struct{} // closed when, after done, no Serve loop or connection is left
+	goneClosed bool
+	sem        chan struct{} // one token per open connection when MaxConns > 0
+}
+
+// ServerStats is a snapshot of a [Server]'s counters, from [Server.Stats].
+// Every count covers the Server's whole life. The counts from
+// FramesTooLarge on are of connections closed, by reason; a connection
+// closed by its peer between frames, by Shutdown or by Close is in none of
+// them.
+type ServerStats struct {
+	Accepted      int64 // connections served
+	Active        int64 // connections open now
+	MaxConnsWaits int64 // times a Serve loop stopped accepting because MaxConns connections were open
+	AcceptErrors  int64 // errors from Accept, other than those caused by Shutdown or Close
+
+	FramesIn  int64 // frames read whole
+	FramesOut int64 // frames written (WriteFrame returned nil)
+	BytesIn   int64 // bytes received, headers included, as they arrive
+	BytesOut  int64 // bytes sent, headers included
+
+	FramesTooLarge  int64 // a header above the Format's limit
+	InvalidLength   int64 // a header that cannot be a length, such as a negative one
+	FrameTimeouts   int64 // a frame took longer than FrameTimeout
+	IdleTimeouts    int64 // no frame began within IdleTimeout
+	WriteTimeouts   int64 // a write took longer than WriteTimeout
+	ConnErrors      int64 // another network error: a reset, the peer gone mid-frame, a failed TLS handshake
+	HandlerErrors   int64 // a handler returned an error, the connection being sound
+	PanicsRecovered int64 // a handler panicked
+}
+
+// serverCounters are the counts of events the Server sees once per
+// connection or less.
+type serverCounters struct {
+	accepted, maxConnsWaits, acceptErrors                  atomic.Int64
+	tooLarge, invalidLength                                atomic.Int64
+	frameTimeouts, idleTimeouts, writeTimeouts, connErrors atomic.Int64
+	handlerErrors, panics                                  atomic.Int64
+}
+
+// connTotals are the per-connection counts that Stats adds up.
+type connTotals struct {
+	framesIn, framesOut, bytesIn, bytesOut int64
+}
+
+func (t *connTotals) add(u connTotals) {
+	t.framesIn += u.framesIn
+	t.framesOut += u.framesOut
+	t.bytesIn += u.bytesIn
+	t.bytesOut += u.bytesOut
+}
+
+// Stats returns a snapshot of the Server's counters. Bytes and frames
+// written are counted as they go; frames read are counted when a
+// connection has served the frames that arrived together and is about to
+// wait for more, so for an open connection FramesIn may lag by the frames
+// it is serving at that moment. Stats takes time in proportion to the
+// connections open.
+func (s *Server) Stats() ServerStats {
+	c := &s.counters
+	st := ServerStats{
+		Accepted:        c.accepted.Load(),
+		MaxConnsWaits:   c.maxConnsWaits.Load(),
+		AcceptErrors:    c.acceptErrors.Load(),
+		FramesTooLarge:  c.tooLarge.Load(),
+		InvalidLength:   c.invalidLength.Load(),
+		FrameTimeouts:   c.frameTimeouts.Load(),
+		IdleTimeouts:    c.idleTimeouts.Load(),
+		WriteTimeouts:   c.writeTimeouts.Load(),
+		ConnErrors:      c.connErrors.Load(),
+		HandlerErrors:   c.handlerErrors.Load(),
+		PanicsRecovered: c.panics.Load(),
+	}
+	s.mu.Lock()
+	t := s.retired
+	for sc := range s.conns {
+		t.add(sc.totals())
+	}
+	st.Active = int64(len(s.conns))
+	s.mu.Unlock()
+	st.FramesIn, st.FramesOut, st.BytesIn, st.BytesOut = t.framesIn, t.framesOut, t.bytesIn, t.bytesOut
+	return st
+}
+
+// ListenAndServe listens on the TCP address s.Addr and serves connections
+// from it, as [Server.Serve] does. It returns [ErrServerClosed] after
+// Shutdown or Close, and any other error from listening or serving.
+func (s *Server) ListenAndServe() error {
+	if s.shuttingDown() {
+		return ErrServerClosed
+	}
+	addr := s.Addr
+	if addr == "" {
+		addr = defaultAddr
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ln)
+}
+
+// Serve accepts connections on ln and serves each on a new goroutine. It
+// may be called for several listeners at once. To learn the port of a
+// listener on port 0, create it with [net.Listen] and ask ln.Addr().
+//
+// Serve always closes ln before it returns. It returns [ErrServerClosed]
+// after Shutdown or Close, an error when the Server's fields are invalid
+// (a negative limit or timeout, an invalid Format, a TLSConfig without a
+// certificate), and the first Accept error that is neither temporary nor a
+// timeout. Connections already accepted go on being served after Serve
+// returns such an error, until Shutdown or Close.
+func (s *Server) Serve(ln net.Listener) error {
+	l := &onceCloseListener{Listener: ln}
+	defer l.Close()
+	if err := s.check(); err != nil {
+		return err
+	}
+	if !s.trackListener(l, true) {
+		return ErrServerClosed
+	}
+	defer s.trackListener(l, false)
+
+	baseCtx := context.Background()
+	if s.BaseContext != nil {
+		baseCtx = s.BaseContext(ln)
+		if baseCtx == nil {
+			panic("framed: Server.BaseContext returned a nil context")
+		}
+	}
+	tlsConfig := s.TLSConfig.Clone()
+	cfg := ConnConfig{Format: s.Format, WriteTimeout: s.WriteTimeout, MaxPendingBytes: s.MaxPendingBytes}
+	done, sem := s.serveChans()
+
+	var tempDelay time.Duration // how long to wait after a temporary accept error
+	for {
+		if sem != nil {
+			select {
+			case sem <- struct{}{}:
+			default:
+				s.counters.maxConnsWaits.Add(1)
+				select {
+				case sem <- struct{}{}:
+				case <-done:
+					return ErrServerClosed
+				}
+			}
+		}
+		nc, err := l.Accept()
+		if err != nil {
+			if sem != nil {
+				<-sem
+			}
+			if s.shuttingDown() {
+				return ErrServerClosed
+			}
+			s.counters.acceptErrors.Add(1)
+			if !isTemporary(err) {
+				return err
+			}
+			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			if s.Logger != nil {
+				s.Logger.Error("framed: accept error; retrying",
+					"addr", ln.Addr(), "err", err, "delay", tempDelay)
+			}
+			t := time.NewTimer(tempDelay)
+			select {
+			case <-t.C:
+			case <-done:
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		tempDelay = 0
+		if tlsConfig != nil {
+			nc = tls.Server(nc, tlsConfig)
+		}
+		ctx, cancel := context.WithCancel(baseCtx)
+		sc := &serverConn{c: NewConn(nc, cfg), cancel: cancel, sem: sem}
+		sc.state.Store(connActive) // not idle until it has looked at its buffer
+		if !s.trackConn(sc) {
+			cancel()
+			sc.c.Close()
+			if sem != nil {
+				<-sem
+			}
+			return ErrServerClosed
+		}
+		go s.serveConn(ctx, sc)
+	}
+}
+
+// isTemporary reports whether an Accept error is worth retrying: the
+// platform calls it temporary (as for running out of file descriptors) or
+// it is a timeout. This is net/http's rule.
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) && t.Temporary() {
+		return true
+	}
+	var to interface{ Timeout() bool }
+	return errors.As(err, &to) && to.Timeout()
+}
+
+// check reports whether the Server's fields can be used.
+func (s *Server) check() error {
+	if err := s.Format.check(); err != nil {
+		return err
+	}
+	switch {
+	case s.MaxConns < 0:
+		return fmt.Errorf("framed: Server.MaxConns %d is negative", s.MaxConns)
+	case s.MaxPendingBytes < 0:
+		return fmt.Errorf("framed: Server.MaxPendingBytes %d is negative", s.MaxPendingBytes)
+	case s.FrameTimeout < 0 || s.IdleTimeout < 0 || s.WriteTimeout < 0:
+		return errors.New("framed: Server timeouts must not be negative")
+	}
+	if tc := s.TLSConfig; tc != nil && len(tc.Certificates) == 0 && tc.GetCertificate == nil && tc.GetConfigForClient == nil {
+		return errors.New("framed: Server.TLSConfig has no certificate")
+	}
+	return nil
+}
+
+// Shutdown shuts the Server down gracefully. It closes every listener, so
+// that Serve returns [ErrServerClosed]; stops every connection that is idle
+// between frames at once; and lets every other connection finish the frame
+// it is reading or serving before it stops. Then it waits until every Serve
+// loop and connection is gone, and returns nil, or ctx's error if ctx ends
+// first: the connections left are still open, and Close closes them.
+// Shutdown does not cancel handler contexts.
+//
+// A connection that stops sends the replies written so far and a TCP FIN,
+// so its peer reads [io.EOF] after the last reply; then it discards what
+// the peer sends, until the peer closes or for at most half a second, and
+// closes. Closing at once could lose the replies to a TCP reset.
+//
+// Shutdown returns the error, if any, of closing a listener. It may be
+// called more than once and concurrently with Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	s.closeDoneLocked()
+	err := s.closeListenersLocked()
+	var idle []*serverConn
+	for sc := range s.conns {
+		if sc.state.CompareAndSwap(connIdle, connStopping) {
+			idle = append(idle, sc)
+		}
+	}
+	gone := s.goneLocked()
+	s.mu.Unlock()
+
+	// Wake each idle connection's goroutine, which closes it gracefully.
+	// Closing the socket here instead could lose replies still queued in
+	// it, should the peer have sent more bytes: see lingerClose.
+	for _, sc := range idle {
+		sc.c.SetReadDeadline(aLongTimeAgo)
+	}
+	if gone == nil {
+		return err
+	}
+	select {
+	case <-gone:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close closes every listener and connection at once, cancels the handler
+// contexts, and waits until every Serve loop and handler has returned.
+// Replies not yet sent are dropped. It returns the error, if any, of
+// closing a listener. It may be called more than once and concurrently
+// with Shutdown.
+func (s *Server) Close() error {
+	s.inShutdown.Store(true)
+	s.mu.Lock()
+	s.closeDoneLocked()
+	err := s.closeListenersLocked()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		sc.state.Store(connClosed)
+		conns = append(conns, sc)
+	}
+	gone := s.goneLocked()
+	s.mu.Unlock()
+
+	for _, sc := range conns {
+		sc.cancel()
+		sc.c.Close()
+	}
+	if gone != nil {
+		<-gone
+	}
+	return err
+}
+
+func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
+
+// serveChans returns the channel closed when shutting down and the
+// MaxConns semaphore, nil when there is no limit.
+func (s *Server) serveChans() (done <-chan struct{}, sem chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	if s.sem == nil && s.MaxConns > 0 {
+		s.sem = make(chan struct{}, s.MaxConns)
+	}
+	return s.done, s.sem
+}
+
+func (s *Server) closeDoneLocked() {
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *Server) closeListenersLocked() error {
+	var err error
+	for l := range s.listeners {
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// goneLocked returns a channel closed once no Serve loop or connection is
+// left, or nil if none is left now. The Server must be shutting down.
+func (s *Server) goneLocked() <-chan struct{} {
+	if len(s.listeners) == 0 && len(s.conns) == 0 {
+		return nil
+	}
+	if s.gone == nil {
+		s.gone = make(chan struct{})
+	}
+	return s.gone
+}
+
+// untrackedLocked closes s.gone if the last Serve loop or connection has
+// just gone during shutdown.
+func (s *Server) untrackedLocked() {
+	if s.gone != nil && !s.goneClosed && len(s.listeners) == 0 && len(s.conns) == 0 {
+		close(s.gone)
+		s.goneClosed = true
+	}
+}
+
+func (s *Server) trackListener(l *onceCloseListener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !add {
+		delete(s.listeners, l)
+		s.untrackedLocked()
+		return true
+	}
+	if s.shuttingDown() {
+		return false
+	}
+	if s.listeners == nil {
+		s.listeners = make(map[*onceCloseListener]struct{})
+	}
+	s.listeners[l] = struct{}{}
+	return true
+}
+
+// trackConn adds sc to the open connections, unless the Server is shutting
+// down. It is called before sc's goroutine starts, so Shutdown and Close
+// always see it.
+func (s *Server) trackConn(sc *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown() {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*serverConn]struct{})
+	}
+	s.conns[sc] = struct{}{}
+	s.counters.accepted.Add(1)
+	return true
+}
+
+func (s *Server) untrackConn(sc *serverConn) {
+	s.mu.Lock()
+	s.retired.add(sc.totals())
+	delete(s.conns, sc)
+	if sc.sem != nil {
+		<-sc.sem
+	}
+	s.untrackedLocked()
+	s.mu.Unlock()
+}
+
+// onceCloseListener guards a listener against the second Close that Serve
+// and Shutdown may both make.
+type onceCloseListener struct {
+	net.Listener
+	once sync.Once
+	err  error
+}
+
+func (l *onceCloseListener) Close() error {
+	l.once.Do(func() { l.err = l.Listener.Close() })
+	return l.err
+}
