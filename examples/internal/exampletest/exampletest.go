@@ -18,11 +18,18 @@ type RunFunc func(ctx context.Context, args []string, stdout io.Writer) error
 
 // Server is an example server running in-process.
 type Server struct {
-	Addr string // the address it printed after "listening on "
+	Addr string // the address it printed after "listening on ", up to a space
 
 	mu  sync.Mutex
 	out bytes.Buffer
+
+	stop func()
 }
+
+// Stop ends the server's ctx, as Ctrl-C does, and waits for it to return.
+// The test fails if it returns an error or takes more than 10 s. Stop may
+// be called more than once; the test's cleanup calls it too.
+func (s *Server) Stop() { s.stop() }
 
 // Output returns what the server has printed so far.
 func (s *Server) Output() string {
@@ -59,13 +66,13 @@ func StartServer(t *testing.T, run RunFunc, args ...string) *Server {
 			s.mu.Unlock()
 			if a, ok := strings.CutPrefix(line, "listening on "); ok {
 				select {
-				case addrc <- a:
+				case addrc <- strings.Fields(a)[0]:
 				default:
 				}
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cancel()
 		select {
 		case err := <-done:
@@ -77,6 +84,7 @@ func StartServer(t *testing.T, run RunFunc, args ...string) *Server {
 		}
 		<-copied
 	})
+	t.Cleanup(s.Stop)
 	select {
 	case s.Addr = <-addrc:
 	case err := <-done:

@@ -1,0 +1,95 @@
+// Command framed-echo-server is a framed TCP echo server: every frame a
+// client sends comes back as one frame.
+//
+// It sets the limits a server facing unknown peers needs: a largest frame
+// (-max-frame), a time for each frame to arrive once begun (so a peer that
+// trickles bytes is cut off), an idle time between frames, and a bound on
+// connections. On Ctrl-C or SIGTERM it shuts down gracefully: it stops
+// accepting, lets frames in progress finish and their echoes go out, and
+// exits 0.
+//
+// Usage:
+//
+//	go run ./examples/framed-echo-server -addr 127.0.0.1:8888 -max-frame 1048576
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/framed-go/framed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("framed-echo-server", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:8888", "address to listen on")
+	maxFrame := fs.Int("max-frame", framed.DefaultMaxFrameSize, "largest frame accepted, in bytes")
+	maxConns := fs.Int("max-conns", 10000, "most connections served at once")
+	frameTimeout := fs.Duration("frame-timeout", 10*time.Second, "time a frame may take to arrive once begun")
+	idleTimeout := fs.Duration("idle-timeout", 5*time.Minute, "time a connection may stay silent between frames")
+	verbose := fs.Bool("v", false, "log why each connection closed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *maxFrame <= 0 {
+		return fmt.Errorf("-max-frame must be positive, not %d", *maxFrame)
+	}
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	srv := &framed.Server{
+		Handler:      framed.EchoHandler{},
+		Format:       framed.Format{MaxFrameSize: *maxFrame},
+		MaxConns:     *maxConns,
+		FrameTimeout: *frameTimeout,
+		IdleTimeout:  *idleTimeout,
+		WriteTimeout: 10 * time.Second,
+		Logger:       slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})),
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "listening on %s (frames up to %d bytes)\n", ln.Addr(), *maxFrame)
+
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	select {
+	case err := <-done:
+		return err // Serve failed before any shutdown
+	case <-ctx.Done():
+	}
+
+	fmt.Fprintln(stdout, "shutting down: finishing frames in progress")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		srv.Close() // some connections did not finish in time
+	}
+	if err := <-done; !errors.Is(err, framed.ErrServerClosed) {
+		return err
+	}
+	st := srv.Stats()
+	fmt.Fprintf(stdout, "stopped: %d connections, %d frames in, %d frames out\n", st.Accepted, st.FramesIn, st.FramesOut)
+	return nil
+}
