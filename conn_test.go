@@ -1,0 +1,1009 @@
+package framed_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/framed-go/framed"
+)
+
+// testTimeout bounds every wait in these tests, so a lost frame or a missed
+// wake-up fails the test instead of hanging it.
+const testTimeout = 20 * time.Second
+
+// transport makes a connected pair of net.Conns that t's cleanup closes.
+type transport struct {
+	name string
+	pair func(tb testing.TB) (a, b net.Conn)
+}
+
+// transports are the two every connection test runs over: net.Pipe has no
+// buffering at all and reports io.ErrClosedPipe; TCP buffers megabytes in
+// the kernel, has CloseWrite, and reports net.ErrClosed.
+var transports = []transport{
+	{"pipe", pipePair},
+	{"tcp", tcpPair},
+}
+
+// forEachTransport runs f as a subtest once per transport.
+func forEachTransport(t *testing.T, f func(t *testing.T, tr transport)) {
+	t.Helper()
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
+	}
+}
+
+func pipePair(tb testing.TB) (a, b net.Conn) {
+	tb.Helper()
+	a, b = net.Pipe()
+	tb.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return a, b
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(tb testing.TB) (a, b net.Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	accepted := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		accepted <- result{c, err}
+	}()
+	a, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		ln.Close() // ends the Accept above
+		<-accepted
+		require.NoError(tb, err)
+	}
+	r := <-accepted
+	if r.err != nil {
+		a.Close()
+		require.NoError(tb, r.err)
+	}
+	b = r.c
+	tb.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return a, b
+}
+
+// connPair wraps both ends of tr's pair in Conns with the same config, and
+// closes them at cleanup.
+func connPair(tb testing.TB, tr transport, cfg framed.ConnConfig) (a, b *framed.Conn) {
+	tb.Helper()
+	na, nb := tr.pair(tb)
+	a, b = framed.NewConn(na, cfg), framed.NewConn(nb, cfg)
+	tb.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	return a, b
+}
+
+// countingConn counts the Write calls and bytes that reach a net.Conn.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+	bytes  atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	n, err := c.Conn.Write(p)
+	c.bytes.Add(int64(n))
+	return n, err
+}
+
+// gatedConn holds the first Write in until release is called, so that
+// frames written meanwhile must queue behind it. Later Writes pass straight
+// through. It counts the Writes that reach the underlying conn.
+type gatedConn struct {
+	net.Conn
+	entered     chan struct{} // closed when the first Write has begun
+	gate        chan struct{}
+	enterOnce   sync.Once
+	releaseOnce sync.Once
+	writes      atomic.Int64
+	bytes       atomic.Int64
+}
+
+func newGatedConn(tb testing.TB, c net.Conn) *gatedConn {
+	g := &gatedConn{Conn: c, entered: make(chan struct{}), gate: make(chan struct{})}
+	tb.Cleanup(g.release) // never leave a writer stuck in the gate
+	return g
+}
+
+func (g *gatedConn) release() { g.releaseOnce.Do(func() { close(g.gate) }) }
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	first := false
+	g.enterOnce.Do(func() {
+		first = true
+		close(g.entered)
+	})
+	if first {
+		<-g.gate
+	}
+	g.writes.Add(1)
+	n, err := g.Conn.Write(p)
+	g.bytes.Add(int64(n))
+	return n, err
+}
+
+// readSignalConn closes reading when its first Read begins.
+type readSignalConn struct {
+	net.Conn
+	reading chan struct{}
+	once    sync.Once
+}
+
+func (c *readSignalConn) Read(p []byte) (int, error) {
+	c.once.Do(func() { close(c.reading) })
+	return c.Conn.Read(p)
+}
+
+// wait receives from ch, failing the test after testTimeout.
+func wait[T any](tb testing.TB, ch <-chan T, what string) T {
+	tb.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testTimeout):
+		tb.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+// waitForWriteWaiters returns once n goroutines wait in c for the write
+// queue to drain. Nothing signals that, so it polls, bounded in time.
+func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
+	tb.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for framed.WriteWaiters(c) < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %d blocked writers; %d are", n, framed.WriteWaiters(c))
+		}
+		runtime.Gosched()
+	}
+}
+
+// readFrames reads frames on c in a goroutine until it fails, sending a
+// copy of each on the returned channel, and its final error on errc. The
+// goroutine ends when c is closed; the test's cleanup waits for it.
+func readFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan error) {
+	t.Helper()
+	fc := make(chan []byte, 1024)
+	ec := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			p, err := c.ReadFrame()
+			if err != nil {
+				ec <- err
+				return
+			}
+			select {
+			case fc <- bytes.Clone(p):
+			case <-time.After(testTimeout):
+				ec <- errors.New("reader: nobody took the frame")
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return fc, ec
+}
+
+// encoded returns p as a frame of the default format.
+func encoded(tb testing.TB, p []byte) []byte {
+	tb.Helper()
+	b, err := framed.Encode(p)
+	require.NoError(tb, err)
+	return b
+}
+
+// frameOf returns n bytes that say which frame they are: seq, then a
+// pattern that depends on seq.
+func frameOf(seq, n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(seq*7 + i)
+	}
+	if n >= 4 {
+		binary.LittleEndian.PutUint32(p, uint32(seq))
+	}
+	return p
+}
+
+func TestConnRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		give int // payload size
+	}{
+		{"empty", 0},
+		{"one byte", 1},
+		{"small", 100},
+		{"read buffer size", framed.DefaultReadBufferSize},
+		{"past read buffer", framed.DefaultReadBufferSize + 1},
+		{"below direct write", 64<<10 - 1},
+		{"direct write", 64 << 10},
+		{"large", 1 << 20},
+		{"default limit", framed.DefaultMaxFrameSize},
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, b := connPair(t, tr, framed.ConnConfig{})
+		frames, errc := readFrames(t, b)
+		for i, tt := range tests {
+			want := frameOf(i, tt.give)
+			require.NoError(t, a.WriteFrame(want), "write %s", tt.name)
+			select {
+			case got := <-frames:
+				assert.Equal(t, want, got, "frame %s", tt.name)
+			case err := <-errc:
+				t.Fatalf("read %s: %v", tt.name, err)
+			case <-time.After(testTimeout):
+				t.Fatalf("read %s: timed out", tt.name)
+			}
+		}
+	})
+}
+
+// stressFrame builds a frame for the concurrent-writers test: writer id,
+// sequence number and a CRC-32 of the rest, then body.
+func stressFrame(dst []byte, id, seq int, body []byte) []byte {
+	dst = binary.LittleEndian.AppendUint16(dst[:0], uint16(id))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(seq))
+	sum := crc32.Update(crc32.ChecksumIEEE(dst), crc32.IEEETable, body)
+	dst = binary.LittleEndian.AppendUint32(dst, sum)
+	return append(dst, body...)
+}
+
+// checkStressFrame returns the writer id and sequence number of p, or an
+// error if p is not intact.
+func checkStressFrame(p []byte) (id, seq int, err error) {
+	if len(p) < 10 {
+		return 0, 0, errors.New("frame shorter than its 10-byte header")
+	}
+	sum := crc32.Update(crc32.ChecksumIEEE(p[:6]), crc32.IEEETable, p[10:])
+	if sum != binary.LittleEndian.Uint32(p[6:10]) {
+		return 0, 0, errors.New("checksum mismatch")
+	}
+	return int(binary.LittleEndian.Uint16(p)), int(binary.LittleEndian.Uint32(p[2:])), nil
+}
+
+// TestConnConcurrentWriters has many goroutines write frames of random
+// sizes at once, a few of them large enough to take the direct-write path,
+// and checks on the other side that every frame arrived whole, each
+// writer's frames in order, and not one more or less.
+func TestConnConcurrentWriters(t *testing.T) {
+	const (
+		writers   = 64
+		perWriter = 1000
+		total     = writers * perWriter
+	)
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+
+	// Bodies are slices of one random pool, so making them costs nothing.
+	pool := make([]byte, 256<<10)
+	poolRand := rand.New(rand.NewPCG(seed, 0))
+	for i := range pool {
+		pool[i] = byte(poolRand.Uint32())
+	}
+	// Sizes up to 4 KiB spread evenly over orders of magnitude (below 2^k
+	// for k up to 12, so the mean is about 300 bytes and the test stays
+	// quick under -race), and one frame in 1000 of 64 to 128 KiB to take
+	// the direct-write path.
+	bodySize := func(r *rand.Rand) int {
+		if r.IntN(1000) == 0 {
+			return 64<<10 + r.IntN(64<<10)
+		}
+		return r.IntN(1 << r.IntN(13))
+	}
+
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, b := connPair(t, tr, framed.ConnConfig{})
+		require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		t.Cleanup(func() {
+			a.Close() // unblocks the writers if the reader gave up
+			wg.Wait()
+		})
+		for id := range writers {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(seed, uint64(id)+1))
+				var buf []byte
+				for seq := range perWriter {
+					n := bodySize(r)
+					off := r.IntN(len(pool) - n + 1)
+					buf = stressFrame(buf, id, seq, pool[off:off+n])
+					if err := a.WriteFrame(buf); err != nil {
+						errs[id] = err
+						return
+					}
+				}
+			})
+		}
+
+		var next [writers]int
+		for i := range total {
+			// Plain ifs: testify's reflection, 64,000 times, is slow.
+			p, err := b.ReadFrame()
+			if err != nil {
+				t.Fatalf("frame %d of %d: %v", i, total, err)
+			}
+			id, seq, err := checkStressFrame(p)
+			if err != nil {
+				t.Fatalf("frame %d of %d (%d bytes): %v", i, total, len(p), err)
+			}
+			if id >= writers || seq != next[id] {
+				t.Fatalf("frame %d: writer %d's frame %d, want its frame %d", i, id, seq, next[min(id, writers-1)])
+			}
+			next[id]++
+		}
+		wg.Wait()
+		for id, err := range errs {
+			assert.NoError(t, err, "writer %d", id)
+		}
+		require.NoError(t, a.Flush())
+		require.NoError(t, a.Close())
+		_, err := b.ReadFrame()
+		assert.Equal(t, io.EOF, err, "read after the writer closed")
+	})
+}
+
+// TestConnCloseDuringWrites closes a Conn while many goroutines write to
+// it, some of them blocked on a full queue, and while its own ReadFrame is
+// blocked: nothing panics, every call returns nil or net.ErrClosed, and the
+// peer's ReadFrame ends too.
+func TestConnCloseDuringWrites(t *testing.T) {
+	const (
+		writers   = 16
+		perWriter = 5000
+	)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		rs := &readSignalConn{Conn: na, reading: make(chan struct{})}
+		a := framed.NewConn(rs, framed.ConnConfig{MaxPendingBytes: 4 << 10})
+		b := framed.NewConn(nb, framed.ConnConfig{})
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+
+		// The peer reads until the connection ends, and says when it is
+		// well into the stream.
+		flowing := make(chan struct{})
+		peerErr := make(chan error, 1)
+		go func() {
+			for i := 0; ; i++ {
+				if i == 100 {
+					close(flowing)
+				}
+				if _, err := b.ReadFrame(); err != nil {
+					peerErr <- err
+					return
+				}
+			}
+		}()
+
+		// a's own reader blocks: b never writes.
+		localErr := make(chan error, 1)
+		go func() {
+			_, err := a.ReadFrame()
+			localErr <- err
+		}()
+
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		for id := range writers {
+			wg.Go(func() {
+				r := rand.New(rand.NewPCG(uint64(id), 0))
+				big := make([]byte, 80<<10)
+				small := make([]byte, 2<<10)
+				for range perWriter {
+					p := small[:r.IntN(len(small))]
+					if r.IntN(50) == 0 {
+						p = big
+					}
+					if err := a.WriteFrame(p); err != nil {
+						errs[id] = err
+						return
+					}
+				}
+			})
+		}
+
+		wait(t, flowing, "frames to flow")
+		wait(t, rs.reading, "the local ReadFrame to block")
+		closeErr := a.Close()
+		wg.Wait()
+
+		assert.NoError(t, closeErr, "first Close")
+		for id, err := range errs {
+			if err != nil {
+				assert.ErrorIs(t, err, net.ErrClosed, "writer %d", id)
+			}
+		}
+		assert.ErrorIs(t, wait(t, localErr, "the local ReadFrame"), net.ErrClosed, "local ReadFrame")
+		assert.Error(t, wait(t, peerErr, "the peer's ReadFrame"), "peer ReadFrame")
+
+		_, err := a.ReadFrame()
+		assert.ErrorIs(t, err, net.ErrClosed, "ReadFrame after Close")
+		assert.ErrorIs(t, a.WriteFrame([]byte("late")), net.ErrClosed, "WriteFrame after Close")
+		assert.ErrorIs(t, a.Flush(), net.ErrClosed, "Flush after Close")
+		assert.ErrorIs(t, a.Close(), net.ErrClosed, "second Close")
+	})
+}
+
+// TestConnCloseUnblocksReader closes a Conn while its ReadFrame waits, over
+// both transports: net.Pipe says io.ErrClosedPipe underneath, TCP
+// net.ErrClosed, and the Conn must say net.ErrClosed for both.
+func TestConnCloseUnblocksReader(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, _ := tr.pair(t)
+		rs := &readSignalConn{Conn: na, reading: make(chan struct{})}
+		a := framed.NewConn(rs, framed.ConnConfig{})
+		errc := make(chan error, 1)
+		go func() {
+			_, err := a.ReadFrame()
+			errc <- err
+		}()
+		wait(t, rs.reading, "ReadFrame to block")
+		require.NoError(t, a.Close())
+		err := wait(t, errc, "ReadFrame")
+		assert.ErrorIs(t, err, net.ErrClosed)
+		assert.NotErrorIs(t, err, io.EOF)
+	})
+}
+
+// TestConnCloseUnblocksQueuedWriter closes a Conn while one writer is in
+// the middle of a network write and another waits for room in the queue.
+func TestConnCloseUnblocksQueuedWriter(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, _ := tr.pair(t)
+		g := newGatedConn(t, na)
+		a := framed.NewConn(g, framed.ConnConfig{MaxPendingBytes: 100})
+		first := make(chan error, 1)
+		go func() { first <- a.WriteFrame(make([]byte, 10)) }()
+		wait(t, g.entered, "the first write")
+		require.NoError(t, a.WriteFrame(make([]byte, 90)), "fills the queue")
+		blocked := make(chan error, 1)
+		go func() { blocked <- a.WriteFrame(make([]byte, 10)) }()
+		flushed := make(chan error, 1)
+		go func() { flushed <- a.Flush() }()
+		waitForWriteWaiters(t, a, 2)
+
+		require.NoError(t, a.Close())
+		assert.ErrorIs(t, wait(t, blocked, "the blocked writer"), net.ErrClosed, "blocked writer")
+		assert.ErrorIs(t, wait(t, flushed, "Flush"), net.ErrClosed, "Flush")
+		g.release()
+		assert.ErrorIs(t, wait(t, first, "the writer in the gate"), net.ErrClosed, "writer in the gate")
+	})
+}
+
+// TestConnSlowReaderDeadline has writers fill the queue of a Conn whose
+// peer never reads, over net.Pipe, which buffers nothing: exactly as many
+// frames as fit in MaxPendingBytes are accepted, and the write deadline
+// then ends every writer with a timeout.
+func TestConnSlowReaderDeadline(t *testing.T) {
+	const (
+		maxPending = 1024
+		payload    = 100
+		wire       = payload + 4
+		fit        = maxPending / wire // frames the queue holds
+		writers    = 8
+		perWriter  = 50
+	)
+	na, nb := pipePair(t)
+	a := framed.NewConn(na, framed.ConnConfig{MaxPendingBytes: maxPending})
+	b := framed.NewConn(nb, framed.ConnConfig{})
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+
+	var accepted atomic.Int64
+	full := make(chan struct{})
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for id := range writers {
+		wg.Go(func() {
+			for range perWriter {
+				if err := a.WriteFrame(make([]byte, payload)); err != nil {
+					errs[id] = err
+					return
+				}
+				if accepted.Add(1) == fit {
+					close(full)
+				}
+			}
+		})
+	}
+	// One frame is stuck in the network write and the queue holds fit
+	// more; every other writer is blocked. Now let the deadline pass.
+	wait(t, full, "the queue to fill")
+	waitForWriteWaiters(t, a, writers-1)
+	require.NoError(t, a.SetWriteDeadline(time.Now()))
+	wg.Wait()
+
+	assert.EqualValues(t, fit, accepted.Load(), "frames accepted with %d bytes of queue", maxPending)
+	for id, err := range errs {
+		require.Error(t, err, "writer %d returned after %d frames with no reader", id, perWriter)
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "writer %d", id)
+		var ne net.Error
+		if assert.ErrorAs(t, err, &ne, "writer %d", id) {
+			assert.True(t, ne.Timeout(), "writer %d: Timeout()", id)
+		}
+	}
+
+	// The timed-out network write closed the Conn: the peer sees the end.
+	_, err := b.ReadFrame()
+	assert.ErrorIs(t, err, io.EOF, "peer")
+	assert.Error(t, a.WriteFrame([]byte("late")), "write after the write timed out")
+}
+
+// TestConnQueueWaitTimeout times out a writer waiting for room while the
+// network write ahead of it is merely slow: it has queued nothing, and the
+// Conn goes on once the write completes.
+func TestConnQueueWaitTimeout(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		g := newGatedConn(t, na)
+		a := framed.NewConn(g, framed.ConnConfig{MaxPendingBytes: 100})
+		b := framed.NewConn(nb, framed.ConnConfig{})
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+		frames, errc := readFrames(t, b)
+
+		first := make(chan error, 1)
+		go func() { first <- a.WriteFrame([]byte("first")) }()
+		wait(t, g.entered, "the first write")
+		require.NoError(t, a.WriteFrame(bytes.Repeat([]byte("q"), 90)), "fills the queue")
+
+		require.NoError(t, a.SetWriteDeadline(time.Now().Add(20*time.Millisecond)))
+		err := a.WriteFrame([]byte("dropped"))
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "writer waiting for room")
+		assert.ErrorIs(t, a.Flush(), os.ErrDeadlineExceeded, "Flush")
+
+		require.NoError(t, a.SetWriteDeadline(time.Time{}))
+		g.release()
+		require.NoError(t, wait(t, first, "the writer in the gate"))
+		require.NoError(t, a.WriteFrame([]byte("after")))
+		require.NoError(t, a.Flush())
+
+		for _, want := range []string{"first", string(bytes.Repeat([]byte("q"), 90)), "after"} {
+			select {
+			case got := <-frames:
+				assert.Equal(t, want, string(got))
+			case err := <-errc:
+				t.Fatalf("read %q: %v", want, err)
+			case <-time.After(testTimeout):
+				t.Fatalf("read %q: timed out", want)
+			}
+		}
+	})
+}
+
+// TestConnWriteTimeout has a Conn write to a peer that never reads: the
+// network write times out after WriteTimeout, the Conn closes itself, and
+// the peer sees the connection end after the frames that did get through.
+func TestConnWriteTimeout(t *testing.T) {
+	const maxFrames = 1000 // 256 MiB: far more than loopback buffers hold
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, b := connPair(t, tr, framed.ConnConfig{WriteTimeout: 50 * time.Millisecond})
+		// Set while both ends are open: net.Pipe refuses deadlines after.
+		require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+		type result struct {
+			sent int
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() { // if the timeout never comes, cleanup's Close ends this
+			var r result
+			for ; r.sent < maxFrames; r.sent++ {
+				if r.err = a.WriteFrame(frameOf(r.sent, 256<<10)); r.err != nil {
+					break
+				}
+			}
+			done <- r
+		}()
+		r := wait(t, done, "the write to time out")
+		sent, err := r.sent, r.err
+		require.Error(t, err, "%d frames written to a peer that never reads", sent)
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		var ne net.Error
+		if assert.ErrorAs(t, err, &ne) {
+			assert.True(t, ne.Timeout(), "Timeout()")
+		}
+		assert.ErrorIs(t, a.WriteFrame([]byte("late")), os.ErrDeadlineExceeded, "later WriteFrame")
+		assert.ErrorIs(t, a.Close(), net.ErrClosed, "Close of a Conn that closed itself")
+
+		for i := 0; ; i++ {
+			require.LessOrEqual(t, i, sent, "frames read")
+			p, err := b.ReadFrame()
+			if err != nil {
+				var ne net.Error
+				assert.False(t, errors.As(err, &ne) && ne.Timeout(), "peer timed out instead of seeing the end: %v", err)
+				break
+			}
+			require.Equal(t, frameOf(i, 256<<10), p, "frame %d", i)
+		}
+	})
+}
+
+// TestConnCloseWrite half-closes a TCP connection: the peer reads every
+// frame and then exactly io.EOF, and can still reply.
+func TestConnCloseWrite(t *testing.T) {
+	const n = 100
+	a, b := connPair(t, transports[1], framed.ConnConfig{})
+	for i := range n {
+		require.NoError(t, a.WriteFrame(frameOf(i, i*10)))
+	}
+	require.NoError(t, a.CloseWrite())
+	assert.ErrorIs(t, a.WriteFrame([]byte("late")), net.ErrClosed, "WriteFrame after CloseWrite")
+	assert.ErrorIs(t, a.CloseWrite(), net.ErrClosed, "second CloseWrite")
+
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+	for i := range n {
+		p, err := b.ReadFrame()
+		require.NoError(t, err, "frame %d", i)
+		require.Equal(t, frameOf(i, i*10), p, "frame %d", i)
+	}
+	_, err := b.ReadFrame()
+	require.Equal(t, io.EOF, err, "after the last frame")
+
+	for i := range n {
+		require.NoError(t, b.WriteFrame(frameOf(i, i)), "reply %d", i)
+	}
+	require.NoError(t, b.CloseWrite())
+	require.NoError(t, a.SetReadDeadline(time.Now().Add(testTimeout)))
+	for i := range n {
+		p, err := a.ReadFrame()
+		require.NoError(t, err, "reply %d", i)
+		require.Equal(t, frameOf(i, i), p, "reply %d", i)
+	}
+	_, err = a.ReadFrame()
+	require.Equal(t, io.EOF, err, "after the last reply")
+}
+
+// TestConnCloseWriteUnsupported: net.Pipe cannot half-close, and the Conn
+// says so and stays usable.
+func TestConnCloseWriteUnsupported(t *testing.T) {
+	a, b := connPair(t, transports[0], framed.ConnConfig{})
+	assert.ErrorIs(t, a.CloseWrite(), errors.ErrUnsupported)
+	frames, errc := readFrames(t, b)
+	require.NoError(t, a.WriteFrame([]byte("still open")))
+	select {
+	case p := <-frames:
+		assert.Equal(t, "still open", string(p))
+	case err := <-errc:
+		t.Fatal(err)
+	case <-time.After(testTimeout):
+		t.Fatal("timed out")
+	}
+}
+
+// TestConnReadDeadline: a ReadFrame that times out says so with a net.Error,
+// and after the deadline is moved the same frame is read whole, although
+// half of it arrived before the timeout.
+func TestConnReadDeadline(t *testing.T) {
+	tests := []struct {
+		name string
+		give int // payload size
+	}{
+		{"small", 1000},
+		{"larger than the read buffer", 3 * framed.DefaultReadBufferSize},
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				raw, nb := tr.pair(t)
+				b := framed.NewConn(nb, framed.ConnConfig{})
+				t.Cleanup(func() { b.Close() })
+
+				require.NoError(t, b.SetReadDeadline(time.Now().Add(-time.Second)))
+				_, err := b.ReadFrame()
+				requireTimeout(t, err, "deadline in the past")
+
+				want := frameOf(1, tt.give)
+				wire := encoded(t, want)
+				half := len(wire) / 2
+
+				// net.Pipe's Write returns only once the reader has taken
+				// every byte, so write from a goroutine and keep reading
+				// with short deadlines until it has, and once more after.
+				sent := make(chan error, 1)
+				go func() {
+					_, err := raw.Write(wire[:half])
+					sent <- err
+				}()
+				var sendErr error
+				for i, done := 0, false; ; i++ {
+					require.Less(t, i, 1000, "reads timed out before half a frame arrived")
+					require.NoError(t, b.SetReadDeadline(time.Now().Add(10*time.Millisecond)))
+					p, err := b.ReadFrame()
+					require.Nil(t, p, "ReadFrame returned half a frame")
+					requireTimeout(t, err, "half a frame")
+					if done {
+						break
+					}
+					select {
+					case sendErr = <-sent:
+						done = true
+					default:
+					}
+				}
+				require.NoError(t, sendErr)
+
+				go func() {
+					_, err := raw.Write(wire[half:])
+					sent <- err
+				}()
+				require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+				got, err := b.ReadFrame()
+				require.NoError(t, err, "after the deadline moved")
+				assert.Equal(t, want, got)
+				require.NoError(t, wait(t, sent, "the second half"))
+			})
+		}
+	})
+}
+
+func requireTimeout(t *testing.T, err error, what string) {
+	t.Helper()
+	var ne net.Error
+	require.ErrorAs(t, err, &ne, what)
+	require.True(t, ne.Timeout(), "%s: Timeout() of %v", what, err)
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, what)
+}
+
+// TestConnWriteDeadlinePassed: a write after the write deadline fails with
+// a timeout.
+func TestConnWriteDeadlinePassed(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, _ := connPair(t, tr, framed.ConnConfig{})
+		require.NoError(t, a.SetWriteDeadline(time.Now().Add(-time.Second)))
+		err := a.WriteFrame([]byte("late"))
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
+// TestConnWriteFrameTooLarge: a frame above the limit is refused before
+// anything is sent, and the Conn goes on.
+func TestConnWriteFrameTooLarge(t *testing.T) {
+	tests := []struct {
+		name string
+		give int // payload size
+	}{
+		{"just above", 101},
+		{"direct-write size", 64 << 10},
+	}
+	cfg := framed.ConnConfig{Format: framed.Format{MaxFrameSize: 100}}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		cc := &countingConn{Conn: na}
+		a := framed.NewConn(cc, cfg)
+		b := framed.NewConn(nb, cfg)
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+		frames, errc := readFrames(t, b)
+		for _, tt := range tests {
+			err := a.WriteFrame(make([]byte, tt.give))
+			var tooLarge *framed.FrameTooLargeError
+			require.ErrorAs(t, err, &tooLarge, tt.name)
+			assert.Equal(t, framed.FrameTooLargeError{Size: uint64(tt.give), Limit: 100}, *tooLarge, tt.name)
+			assert.ErrorIs(t, err, framed.ErrFrameTooLarge, tt.name)
+			assert.Zero(t, cc.writes.Load(), "%s: writes", tt.name)
+		}
+		require.NoError(t, a.WriteFrame(frameOf(0, 100)), "the largest frame allowed")
+		select {
+		case p := <-frames:
+			assert.Equal(t, frameOf(0, 100), p)
+		case err := <-errc:
+			t.Fatal(err)
+		case <-time.After(testTimeout):
+			t.Fatal("timed out")
+		}
+	})
+}
+
+// TestConnReadInvalidHeader: a negative length or one above the Conn's
+// MaxFrameSize ends the stream, from the header alone.
+func TestConnReadInvalidHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		give   []byte
+		wantIs error
+	}{
+		{"negative", []byte{0xff, 0xff, 0xff, 0xff}, framed.ErrInvalidLength},
+		{"min int32", []byte{0, 0, 0, 0x80}, framed.ErrInvalidLength},
+		{"above MaxFrameSize", []byte{101, 0, 0, 0}, framed.ErrFrameTooLarge},
+		{"above the default limit", []byte{0xff, 0xff, 0xff, 0x7f}, framed.ErrFrameTooLarge},
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				raw, nb := tr.pair(t)
+				b := framed.NewConn(nb, framed.ConnConfig{Format: framed.Format{MaxFrameSize: 100}})
+				t.Cleanup(func() { b.Close() })
+				sent := make(chan error, 1)
+				go func() {
+					_, err := raw.Write(tt.give)
+					sent <- err
+				}()
+				require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+				_, err := b.ReadFrame()
+				require.ErrorIs(t, err, tt.wantIs)
+				var tooLarge *framed.FrameTooLargeError
+				if errors.As(err, &tooLarge) {
+					assert.Equal(t, 100, tooLarge.Limit)
+					assert.Equal(t, uint64(binary.LittleEndian.Uint32(tt.give)), tooLarge.Size)
+				}
+				require.NoError(t, wait(t, sent, "the header"))
+				_, again := b.ReadFrame()
+				assert.Equal(t, err, again, "the stream stays unusable")
+			})
+		}
+	})
+}
+
+// TestConnFlush: Flush waits for the write in flight and every frame queued
+// behind it; once it returns nil all of them have gone to the network.
+func TestConnFlush(t *testing.T) {
+	const (
+		writers   = 4
+		perWriter = 50
+	)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		g := newGatedConn(t, na)
+		a := framed.NewConn(g, framed.ConnConfig{})
+		b := framed.NewConn(nb, framed.ConnConfig{})
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+		frames, errc := readFrames(t, b)
+
+		first := make(chan error, 1)
+		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, nil)) }()
+		wait(t, g.entered, "the first write")
+		want := int64(4 + 10)
+
+		var wg sync.WaitGroup
+		var queued atomic.Int64
+		for id := range writers {
+			wg.Go(func() {
+				for seq := range perWriter {
+					p := stressFrame(nil, id, seq, make([]byte, seq))
+					assert.NoError(t, a.WriteFrame(p))
+					queued.Add(int64(4 + len(p)))
+				}
+			})
+		}
+		wg.Wait()
+		want += queued.Load()
+
+		flushed := make(chan error, 1)
+		go func() { flushed <- a.Flush() }()
+		select {
+		case err := <-flushed:
+			t.Fatalf("Flush returned %v while a write was held", err)
+		case <-errc:
+			t.Fatal("reader ended")
+		case <-frames:
+			t.Fatal("a frame arrived while the write was held")
+		default:
+		}
+		g.release()
+		require.NoError(t, wait(t, flushed, "Flush"))
+		assert.Equal(t, want, g.bytes.Load(), "bytes written when Flush returned")
+		require.NoError(t, wait(t, first, "the first writer"))
+
+		next := make([]int, writers+1)
+		for range writers*perWriter + 1 {
+			select {
+			case p := <-frames:
+				id, seq, err := checkStressFrame(p)
+				require.NoError(t, err)
+				require.Equal(t, next[id], seq, "writer %d", id)
+				next[id]++
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(testTimeout):
+				t.Fatal("timed out")
+			}
+		}
+	})
+}
+
+// TestConnCoalescing: frames that many writers queue while a write is in
+// flight go out together, in one write.
+func TestConnCoalescing(t *testing.T) {
+	const (
+		writers   = 8
+		perWriter = 100
+		total     = writers*perWriter + 1
+	)
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		g := newGatedConn(t, na)
+		a := framed.NewConn(g, framed.ConnConfig{})
+		b := framed.NewConn(nb, framed.ConnConfig{})
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+		frames, errc := readFrames(t, b)
+
+		first := make(chan error, 1)
+		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, make([]byte, 54))) }()
+		wait(t, g.entered, "the first write")
+		var wg sync.WaitGroup
+		for id := range writers {
+			wg.Go(func() {
+				for seq := range perWriter {
+					// 64 bytes with the stress header.
+					assert.NoError(t, a.WriteFrame(stressFrame(nil, id, seq, make([]byte, 54))))
+				}
+			})
+		}
+		wg.Wait() // every WriteFrame returned: all were queued
+		g.release()
+		require.NoError(t, wait(t, first, "the first writer"))
+		require.NoError(t, a.Flush())
+		writes := g.writes.Load()
+		t.Logf("%d frames in %d writes", total, writes)
+		assert.EqualValues(t, 2, writes, "the held write, then everything queued behind it")
+
+		next := make([]int, writers+1)
+		for range total {
+			select {
+			case p := <-frames:
+				id, seq, err := checkStressFrame(p)
+				require.NoError(t, err)
+				require.Equal(t, next[id], seq, "writer %d", id)
+				next[id]++
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(testTimeout):
+				t.Fatal("timed out")
+			}
+		}
+	})
+}
