@@ -79,6 +79,7 @@ type Conn struct {
 	spare    []byte // the other queue buffer, written from while unlocked
 	flushing bool   // a goroutine is writing and will drain the queue
 	corked   bool   // hold frames in the queue until Flush
+	shut     bool   // CloseWrite has begun: no more frames are accepted
 	werr     error  // the write side cannot go on
 	deadline time.Time
 	waiters  int
@@ -183,6 +184,10 @@ func (c *Conn) WriteFrame(p []byte) error {
 		if c.werr != nil {
 			break
 		}
+		if c.shut {
+			c.mu.Unlock()
+			return errWriteClosed
+		}
 		if len(p) >= directWriteSize {
 			if !c.flushing {
 				c.queue = c.f.appendHeader(c.queue, len(p))
@@ -214,6 +219,11 @@ func (c *Conn) WriteFrame(p []byte) error {
 func (c *Conn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+// flushLocked is Flush with c.mu held.
+func (c *Conn) flushLocked() error {
 	for c.werr == nil && (c.flushing || len(c.queue) > 0) {
 		if !c.flushing {
 			c.drainLocked(nil)
@@ -337,23 +347,31 @@ func (c *Conn) broadcastLocked() {
 
 // CloseWrite writes every queued frame and then shuts down the writing side
 // of the connection (a TCP FIN), so the peer reads [io.EOF] after the last
-// frame. Reading goes on. Later writes return an error matching
-// [net.ErrClosed]. It returns an error matching [errors.ErrUnsupported] when
-// the underlying connection has no CloseWrite method (as with [net.Pipe]).
+// frame. Reading goes on. Writes that begin once CloseWrite is called
+// return an error matching [net.ErrClosed]. It returns an error matching
+// [errors.ErrUnsupported] when the underlying connection has no CloseWrite
+// method (as with [net.Pipe]).
 func (c *Conn) CloseWrite() error {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok {
 		return fmt.Errorf("framed: CloseWrite on %T: %w", c.nc, errors.ErrUnsupported)
 	}
-	if err := c.Flush(); err != nil {
-		return err
-	}
 	c.mu.Lock()
-	if c.werr == nil {
+	if c.werr == nil && !c.shut {
+		// Accept no more frames, so the queue drains for good and no
+		// write can be in flight when the FIN goes out.
+		c.shut = true
+		c.broadcastLocked()
+	}
+	err := c.flushLocked()
+	if err == nil {
 		c.werr = errWriteClosed
 		c.broadcastLocked()
 	}
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return cw.CloseWrite()
 }
 

@@ -716,6 +716,141 @@ func TestConnCloseWriteUnsupported(t *testing.T) {
 	}
 }
 
+// halfCloser is a gatedConn that can still half-close.
+type halfCloser struct{ *gatedConn }
+
+func (h halfCloser) CloseWrite() error {
+	return h.Conn.(interface{ CloseWrite() error }).CloseWrite()
+}
+
+// TestConnCloseWriteRefusesNewFrames calls CloseWrite while a write is in
+// flight and a frame is queued behind it: CloseWrite waits for both, a
+// frame written meanwhile is refused, and the peer reads the two frames
+// and then io.EOF.
+func TestConnCloseWriteRefusesNewFrames(t *testing.T) {
+	na, nb := tcpPair(t)
+	g := newGatedConn(t, na)
+	a := framed.NewConn(halfCloser{g}, framed.ConnConfig{})
+	b := framed.NewConn(nb, framed.ConnConfig{})
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+
+	first := make(chan error, 1)
+	go func() { first <- a.WriteFrame([]byte("first")) }()
+	wait(t, g.entered, "the first write")
+	require.NoError(t, a.WriteFrame([]byte("queued")))
+	closed := make(chan error, 1)
+	go func() { closed <- a.CloseWrite() }()
+	waitForWriteWaiters(t, a, 1) // CloseWrite waits for the write in flight
+
+	assert.ErrorIs(t, a.WriteFrame([]byte("late")), net.ErrClosed, "WriteFrame during CloseWrite")
+	g.release()
+	require.NoError(t, wait(t, first, "the first writer"))
+	require.NoError(t, wait(t, closed, "CloseWrite"))
+
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+	for _, want := range []string{"first", "queued"} {
+		p, err := b.ReadFrame()
+		require.NoError(t, err, want)
+		assert.Equal(t, want, string(p))
+	}
+	_, err := b.ReadFrame()
+	assert.Equal(t, io.EOF, err, "after the last frame")
+}
+
+// TestConnCloseWriteConcurrent half-closes while other goroutines write:
+// every frame whose WriteFrame returned nil reaches the peer before its
+// io.EOF, every other write fails with net.ErrClosed, and the reading side
+// stays open.
+func TestConnCloseWriteConcurrent(t *testing.T) {
+	const (
+		rounds    = 10
+		writers   = 8
+		perWriter = 1000
+	)
+	for round := range rounds {
+		a, b := connPair(t, transports[1], framed.ConnConfig{})
+		require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+		type result struct {
+			sent int
+			err  error
+		}
+		results := make([]result, writers)
+		started := make(chan struct{}, writers)
+		var wg sync.WaitGroup
+		for id := range writers {
+			wg.Go(func() {
+				for seq := range perWriter {
+					if seq == 10 {
+						started <- struct{}{}
+					}
+					err := a.WriteFrame(stressFrame(nil, id, seq, make([]byte, seq%200)))
+					if err != nil {
+						results[id] = result{seq, err}
+						if seq < 10 {
+							started <- struct{}{}
+						}
+						return
+					}
+				}
+				results[id] = result{perWriter, nil}
+			})
+		}
+		// The peer reads concurrently, so the kernel buffers never fill.
+		type peerResult struct {
+			next [writers]int
+			err  error
+		}
+		peer := make(chan peerResult, 1)
+		go func() {
+			var r peerResult
+			for {
+				p, err := b.ReadFrame()
+				if err != nil {
+					r.err = err
+					peer <- r
+					return
+				}
+				id, seq, err := checkStressFrame(p)
+				if err == nil && (id >= writers || seq != r.next[id]) {
+					err = errors.New("frame out of order")
+				}
+				if err != nil {
+					r.err = err
+					peer <- r
+					return
+				}
+				r.next[id]++
+			}
+		}()
+		for range writers {
+			wait(t, started, "writers to start")
+		}
+		cwErr := a.CloseWrite()
+		wg.Wait()
+		require.NoError(t, cwErr, "round %d: CloseWrite", round)
+		got := wait(t, peer, "the peer")
+		require.Equal(t, io.EOF, got.err, "round %d: the peer's last read", round)
+		for id, r := range results {
+			if r.err != nil {
+				require.ErrorIs(t, r.err, net.ErrClosed, "round %d: writer %d", round, id)
+			}
+			require.Equal(t, r.sent, got.next[id], "round %d: frames of writer %d that reached the peer", round, id)
+		}
+
+		// a's reading side is still open.
+		require.NoError(t, b.WriteFrame([]byte("reply")), "round %d", round)
+		require.NoError(t, a.SetReadDeadline(time.Now().Add(testTimeout)))
+		p, err := a.ReadFrame()
+		require.NoError(t, err, "round %d: read the reply", round)
+		require.Equal(t, "reply", string(p))
+		a.Close()
+		b.Close()
+	}
+}
+
 // TestConnReadDeadline: a ReadFrame that times out says so with a net.Error,
 // and after the deadline is moved the same frame is read whole, although
 // half of it arrived before the timeout.
