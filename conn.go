@@ -81,6 +81,8 @@ type Conn struct {
 	corked   bool   // hold frames in the queue until Flush
 	shut     bool   // CloseWrite has begun: no more frames are accepted
 	werr     error  // the write side cannot go on
+	queued   int64  // bytes ever appended to the queue
+	written  int64  // bytes of the queue the network has taken
 	deadline time.Time
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
@@ -190,12 +192,16 @@ func (c *Conn) WriteFrame(p []byte) error {
 		}
 		if len(p) >= directWriteSize {
 			if !c.flushing {
+				n := len(c.queue)
 				c.queue = c.f.appendHeader(c.queue, len(p))
+				c.queued += int64(len(c.queue) - n)
 				c.drainLocked(p)
 				break
 			}
 		} else if len(c.queue) == 0 || len(c.queue)+need <= c.maxPending {
+			n := len(c.queue)
 			c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+			c.queued += int64(len(c.queue) - n)
 			if !c.flushing && !c.corked {
 				c.drainLocked(nil)
 			}
@@ -215,7 +221,8 @@ func (c *Conn) WriteFrame(p []byte) error {
 }
 
 // Flush waits until every frame queued so far is written, the write
-// deadline passes, or the write side fails.
+// deadline passes, or the write side fails. Frames queued after Flush is
+// called do not hold it up.
 func (c *Conn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -224,7 +231,8 @@ func (c *Conn) Flush() error {
 
 // flushLocked is Flush with c.mu held.
 func (c *Conn) flushLocked() error {
-	for c.werr == nil && (c.flushing || len(c.queue) > 0) {
+	target := c.queued
+	for c.werr == nil && c.written < target && (c.flushing || len(c.queue) > 0) {
 		if !c.flushing {
 			c.drainLocked(nil)
 			continue
@@ -264,6 +272,8 @@ func (c *Conn) drainLocked(p []byte) {
 		}
 		if err != nil {
 			c.failWriteLocked(fmt.Errorf("framed: write: %w", err))
+		} else {
+			c.written += int64(len(q))
 		}
 	}
 	c.flushing = false

@@ -154,6 +154,34 @@ func (g *gatedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// steppedConn holds every Write until the test lets it go: each Write
+// first sends on entered, then waits for a token on step. Cleanup lets all
+// Writes through.
+type steppedConn struct {
+	net.Conn
+	entered chan struct{}
+	step    chan struct{}
+	done    chan struct{}
+}
+
+func newSteppedConn(tb testing.TB, c net.Conn) *steppedConn {
+	s := &steppedConn{Conn: c, entered: make(chan struct{}), step: make(chan struct{}), done: make(chan struct{})}
+	tb.Cleanup(func() { close(s.done) })
+	return s
+}
+
+func (s *steppedConn) Write(p []byte) (int, error) {
+	select {
+	case s.entered <- struct{}{}:
+	case <-s.done:
+	}
+	select {
+	case <-s.step:
+	case <-s.done:
+	}
+	return s.Conn.Write(p)
+}
+
 // readSignalConn closes reading when its first Read begins.
 type readSignalConn struct {
 	net.Conn
@@ -1082,6 +1110,52 @@ func TestConnFlush(t *testing.T) {
 				t.Fatal(err)
 			case <-time.After(testTimeout):
 				t.Fatal("timed out")
+			}
+		}
+	})
+}
+
+// TestConnFlushWhileWriting: Flush waits for the frames queued before it
+// was called, not for those queued after, so it returns while other
+// goroutines keep writing.
+func TestConnFlushWhileWriting(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, nb := tr.pair(t)
+		s := newSteppedConn(t, na)
+		a := framed.NewConn(s, framed.ConnConfig{})
+		b := framed.NewConn(nb, framed.ConnConfig{})
+		t.Cleanup(func() {
+			a.Close()
+			b.Close()
+		})
+		frames, errc := readFrames(t, b)
+
+		first := make(chan error, 1)
+		go func() { first <- a.WriteFrame([]byte("A")) }()
+		wait(t, s.entered, "write 1") // A
+		require.NoError(t, a.WriteFrame([]byte("B")))
+		flushed := make(chan error, 1)
+		go func() { flushed <- a.Flush() }()
+		waitForWriteWaiters(t, a, 1)
+
+		s.step <- struct{}{}
+		wait(t, s.entered, "write 2") // B
+		require.NoError(t, a.WriteFrame([]byte("C")), "queued after Flush began")
+		s.step <- struct{}{}
+		wait(t, s.entered, "write 3") // C, held
+		require.NoError(t, wait(t, flushed, "Flush"), "with A and B written and C in flight")
+
+		s.step <- struct{}{}
+		require.NoError(t, wait(t, first, "the writer that wrote A, B and C"))
+		require.NoError(t, a.Flush())
+		for _, want := range []string{"A", "B", "C"} {
+			select {
+			case p := <-frames:
+				assert.Equal(t, want, string(p))
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(testTimeout):
+				t.Fatalf("timed out reading %s", want)
 			}
 		}
 	})
