@@ -261,10 +261,12 @@ func (c *Conn) drainLocked(p []byte) {
 	for c.werr == nil && (len(c.queue) > 0 || p != nil) {
 		q := c.queue
 		c.queue, c.spare = c.spare[:0], nil
-		dl := c.deadline
 		c.broadcastLocked() // the queue has room again
+		err := c.armWriteTimeoutLocked()
 		c.mu.Unlock()
-		err := c.write(dl, q, p)
+		if err == nil {
+			err = c.write(q, p)
+		}
 		p = nil
 		c.mu.Lock()
 		if cap(q) <= keepQueueCap {
@@ -280,17 +282,23 @@ func (c *Conn) drainLocked(p []byte) {
 	c.broadcastLocked()
 }
 
-// write writes q and then p, in one system call where the platform allows.
-func (c *Conn) write(dl time.Time, q, p []byte) error {
-	if c.writeTimeout > 0 {
-		d := time.Now().Add(c.writeTimeout)
-		if !dl.IsZero() && dl.Before(d) {
-			d = dl
-		}
-		if err := c.nc.SetWriteDeadline(d); err != nil {
-			return err
-		}
+// armWriteTimeoutLocked bounds the write about to start by WriteTimeout
+// as well as the write deadline. It runs with c.mu held, as does
+// SetWriteDeadline's update of the connection, so that neither can
+// overwrite a deadline the other set later.
+func (c *Conn) armWriteTimeoutLocked() error {
+	if c.writeTimeout <= 0 {
+		return nil
 	}
+	d := time.Now().Add(c.writeTimeout)
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	return c.nc.SetWriteDeadline(d)
+}
+
+// write writes q and then p, in one system call where the platform allows.
+func (c *Conn) write(q, p []byte) error {
 	if p == nil {
 		_, err := c.nc.Write(q)
 		return err
@@ -420,9 +428,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(
 // queued nothing, and the Conn stays usable.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.deadline = t
 	c.broadcastLocked()
-	c.mu.Unlock()
 	return c.nc.SetWriteDeadline(t)
 }
 

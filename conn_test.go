@@ -692,6 +692,60 @@ func TestConnWriteTimeout(t *testing.T) {
 	})
 }
 
+// deadlineHookConn holds its first SetWriteDeadline call until release.
+type deadlineHookConn struct {
+	net.Conn
+	entered chan struct{}
+	gate    chan struct{}
+	once    sync.Once
+}
+
+func (h *deadlineHookConn) SetWriteDeadline(t time.Time) error {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		close(h.entered)
+		<-h.gate
+	}
+	return h.Conn.SetWriteDeadline(t)
+}
+
+// TestConnWriteDeadlineDuringWriteTimeout sets a write deadline in the past
+// to abort a write that WriteTimeout bounds, just as that write arms its
+// own deadline: the earlier deadline must win, and the write must end now
+// rather than when WriteTimeout runs out.
+func TestConnWriteDeadlineDuringWriteTimeout(t *testing.T) {
+	const size = 32 << 20 // more than loopback TCP buffers hold
+	cfg := framed.ConnConfig{
+		WriteTimeout: time.Hour,
+		Format:       framed.Format{MaxFrameSize: size},
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		na, _ := tr.pair(t) // the peer never reads
+		h := &deadlineHookConn{Conn: na, entered: make(chan struct{}), gate: make(chan struct{})}
+		a := framed.NewConn(h, cfg)
+		t.Cleanup(func() { a.Close() })
+		written := make(chan error, 1)
+		go func() { written <- a.WriteFrame(make([]byte, size)) }()
+		wait(t, h.entered, "the write to arm its deadline")
+
+		set := make(chan error, 1)
+		go func() { set <- a.SetWriteDeadline(time.Now()) }()
+		// Give SetWriteDeadline the chance to slip in before the write's
+		// own deadline lands. Nothing can signal that it has, as a correct
+		// Conn makes it wait.
+		select {
+		case err := <-set:
+			set <- err
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(h.gate)
+		require.NoError(t, wait(t, set, "SetWriteDeadline"))
+		err := wait(t, written, "the aborted write")
+		assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	})
+}
+
 // TestConnCloseWrite half-closes a TCP connection: the peer reads every
 // frame and then exactly io.EOF, and can still reply.
 func TestConnCloseWrite(t *testing.T) {
