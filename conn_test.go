@@ -1099,6 +1099,49 @@ func TestConnReadInvalidHeader(t *testing.T) {
 	})
 }
 
+// TestConnReadEnd: the peer closing exactly between frames is io.EOF;
+// closing inside a header or a payload is io.ErrUnexpectedEOF.
+func TestConnReadEnd(t *testing.T) {
+	frame := func(p string) []byte { return encoded(t, []byte(p)) }
+	tests := []struct {
+		name string
+		give []byte // what the peer sends before it closes
+		want []string
+		err  error
+	}{
+		{"nothing", nil, nil, io.EOF},
+		{"after a frame", frame("ab"), []string{"ab"}, io.EOF},
+		{"after an empty frame", frame(""), []string{""}, io.EOF},
+		{"inside a header", frame("ab")[:2], nil, io.ErrUnexpectedEOF},
+		{"after a header", frame("ab")[:4], nil, io.ErrUnexpectedEOF},
+		{"inside a payload", append(frame("ab"), frame("cd")[:5]...), []string{"ab"}, io.ErrUnexpectedEOF},
+	}
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				raw, nb := tr.pair(t)
+				b := framed.NewConn(nb, framed.ConnConfig{})
+				t.Cleanup(func() { b.Close() })
+				require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+				sent := make(chan error, 1)
+				go func() {
+					_, err := raw.Write(tt.give)
+					raw.Close()
+					sent <- err
+				}()
+				for _, want := range tt.want {
+					p, err := b.ReadFrame()
+					require.NoError(t, err)
+					assert.Equal(t, want, string(p))
+				}
+				_, err := b.ReadFrame()
+				assert.Equal(t, tt.err, err)
+				require.NoError(t, wait(t, sent, "the peer"))
+			})
+		}
+	})
+}
+
 // TestConnFlush: Flush waits for the write in flight and every frame queued
 // behind it; once it returns nil all of them have gone to the network.
 func TestConnFlush(t *testing.T) {
