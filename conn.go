@@ -178,6 +178,9 @@ func (c *Conn) readErr(err error) error {
 // WriteFrame returns after that write.
 func (c *Conn) WriteFrame(p []byte) error {
 	if len(p) > c.limit {
+		if err := c.f.check(); err != nil {
+			return err // the limit of an invalid Format means nothing
+		}
 		return &FrameTooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
 	need := c.f.maxHeaderSize() + len(p)

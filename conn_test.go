@@ -1142,6 +1142,19 @@ func TestConnReadEnd(t *testing.T) {
 	})
 }
 
+// TestConnInvalidFormat: a Conn with a Format that cannot work says so on
+// every read and write.
+func TestConnInvalidFormat(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, _ := connPair(t, tr, framed.ConnConfig{Format: framed.Format{HeaderSize: 3}})
+		assert.ErrorIs(t, a.WriteFrame(nil), framed.ErrInvalidFormat, "empty frame")
+		assert.ErrorIs(t, a.WriteFrame([]byte("x")), framed.ErrInvalidFormat, "one byte")
+		assert.ErrorIs(t, a.Flush(), framed.ErrInvalidFormat, "Flush")
+		_, err := a.ReadFrame()
+		assert.ErrorIs(t, err, framed.ErrInvalidFormat, "ReadFrame")
+	})
+}
+
 // TestConnFlush: Flush waits for the write in flight and every frame queued
 // behind it; once it returns nil all of them have gone to the network.
 func TestConnFlush(t *testing.T) {
