@@ -358,7 +358,8 @@ func TestConnConcurrentWriters(t *testing.T) {
 	}
 
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		a, b := connPair(t, tr, framed.ConnConfig{})
+		// A small queue: writers also block on a full one, and then wake.
+		a, b := connPair(t, tr, framed.ConnConfig{MaxPendingBytes: 32 << 10})
 		require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
 
 		errs := make([]error, writers)
