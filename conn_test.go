@@ -47,6 +47,7 @@ func forEachTransport(t *testing.T, f func(t *testing.T, tr transport)) {
 	}
 }
 
+// pipePair returns both ends of a net.Pipe.
 func pipePair(tb testing.TB) (a, b net.Conn) {
 	tb.Helper()
 	a, b = net.Pipe()
@@ -104,23 +105,20 @@ func connPair(tb testing.TB, tr transport, cfg framed.ConnConfig) (a, b *framed.
 	return a, b
 }
 
-// countingConn counts the Write calls and bytes that reach a net.Conn.
+// countingConn counts the Write calls that reach a net.Conn.
 type countingConn struct {
 	net.Conn
 	writes atomic.Int64
-	bytes  atomic.Int64
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
-	n, err := c.Conn.Write(p)
-	c.bytes.Add(int64(n))
-	return n, err
+	return c.Conn.Write(p)
 }
 
 // gatedConn holds the first Write in until release is called, so that
 // frames written meanwhile must queue behind it. Later Writes pass straight
-// through. It counts the Writes that reach the underlying conn.
+// through. It counts the Writes and bytes that reach the underlying conn.
 type gatedConn struct {
 	net.Conn
 	entered     chan struct{} // closed when the first Write has begun
@@ -221,11 +219,12 @@ func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
 
 // readFrames reads frames on c in a goroutine until it fails, sending a
 // copy of each on the returned channel, and its final error on errc. The
-// goroutine ends when c is closed; the test's cleanup waits for it.
+// test's cleanup closes c, stops the goroutine and waits for it.
 func readFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan error) {
 	t.Helper()
 	fc := make(chan []byte, 1024)
 	ec := make(chan error, 1)
+	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -237,13 +236,13 @@ func readFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan
 			}
 			select {
 			case fc <- bytes.Clone(p):
-			case <-time.After(testTimeout):
-				ec <- errors.New("reader: nobody took the frame")
+			case <-stop:
 				return
 			}
 		}
 	}()
 	t.Cleanup(func() {
+		close(stop)
 		c.Close()
 		<-done
 	})
