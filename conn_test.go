@@ -476,6 +476,7 @@ func TestConnCloseDuringWrites(t *testing.T) {
 
 		wait(t, flowing, "frames to flow")
 		wait(t, rs.reading, "the local ReadFrame to block")
+		waitForWriteWaiters(t, a, 1) // a writer waits for room
 		closeErr := a.Close()
 		wg.Wait()
 
