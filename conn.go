@@ -81,7 +81,10 @@ type Conn struct {
 	spare    []byte // the other queue buffer, written from while unlocked
 	flushing bool   // a goroutine is writing and will drain the queue
 	corked   bool   // hold frames in the queue until Flush
+	shut     bool   // CloseWrite has begun: no more frames are accepted
 	werr     error  // the write side cannot go on
+	queued   int64  // bytes ever appended to the queue
+	written  int64  // bytes of the queue the network has taken
 	deadline time.Time
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
@@ -214,6 +217,9 @@ func (c *Conn) readErr(err error) error {
 // WriteFrame returns after that write.
 func (c *Conn) WriteFrame(p []byte) error {
 	if len(p) > c.limit {
+		if err := c.f.check(); err != nil {
+			return err // the limit of an invalid Format means nothing
+		}
 		return &FrameTooLargeError{Size: uint64(len(p)), Limit: c.limit}
 	}
 	need := c.f.maxHeaderSize() + len(p)
@@ -223,16 +229,24 @@ func (c *Conn) WriteFrame(p []byte) error {
 		if c.werr != nil {
 			break
 		}
+		if c.shut {
+			c.mu.Unlock()
+			return errWriteClosed
+		}
 		if len(p) >= directWriteSize {
 			if !c.flushing {
+				n := len(c.queue)
 				c.queue = c.f.appendHeader(c.queue, len(p))
+				c.queued += int64(len(c.queue) - n)
 				c.framesOut++
 				counted = true
 				c.drainLocked(p)
 				break
 			}
 		} else if len(c.queue) == 0 || len(c.queue)+need <= c.maxPending {
+			n := len(c.queue)
 			c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+			c.queued += int64(len(c.queue) - n)
 			c.framesOut++
 			counted = true
 			if !c.flushing && !c.corked {
@@ -284,19 +298,32 @@ func (c *Conn) queueFrame(ctx context.Context, p []byte, admit func() error) (id
 	if c.werr != nil {
 		return false, c.werr
 	}
+	if c.shut {
+		return false, errWriteClosed
+	}
 	if err := admit(); err != nil {
 		return false, err
 	}
+	n := len(c.queue)
 	c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+	c.queued += int64(len(c.queue) - n)
+	c.framesOut++
 	return !c.flushing, nil
 }
 
 // Flush waits until every frame queued so far is written, the write
-// deadline passes, or the write side fails.
+// deadline passes, or the write side fails. Frames queued after Flush is
+// called do not hold it up.
 func (c *Conn) Flush() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for c.werr == nil && (c.flushing || len(c.queue) > 0) {
+	return c.flushLocked()
+}
+
+// flushLocked is Flush with c.mu held.
+func (c *Conn) flushLocked() error {
+	target := c.queued
+	for c.werr == nil && c.written < target && (c.flushing || len(c.queue) > 0) {
 		if !c.flushing {
 			c.drainLocked(nil)
 			continue
@@ -325,12 +352,15 @@ func (c *Conn) drainLocked(p []byte) {
 	for c.werr == nil && (len(c.queue) > 0 || p != nil) {
 		q := c.queue
 		c.queue, c.spare = c.spare[:0], nil
-		dl := c.deadline
 		c.broadcastLocked() // the queue has room again
 		size := int64(len(q) + len(p))
 		c.bytesOut += size // before the write, so a peer never sees bytes not yet counted
+		var n int64
+		err := c.armWriteTimeoutLocked()
 		c.mu.Unlock()
-		n, err := c.write(dl, q, p)
+		if err == nil {
+			n, err = c.write(q, p)
+		}
 		p = nil
 		c.mu.Lock()
 		c.bytesOut -= size - n
@@ -339,24 +369,32 @@ func (c *Conn) drainLocked(p []byte) {
 		}
 		if err != nil {
 			c.failWriteLocked(fmt.Errorf("framed: write: %w", err))
+		} else {
+			c.written += int64(len(q))
 		}
 	}
 	c.flushing = false
 	c.broadcastLocked()
 }
 
+// armWriteTimeoutLocked bounds the write about to start by WriteTimeout
+// as well as the write deadline. It runs with c.mu held, as does
+// SetWriteDeadline's update of the connection, so that neither can
+// overwrite a deadline the other set later.
+func (c *Conn) armWriteTimeoutLocked() error {
+	if c.writeTimeout <= 0 {
+		return nil
+	}
+	d := time.Now().Add(c.writeTimeout)
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	return c.nc.SetWriteDeadline(d)
+}
+
 // write writes q and then p, in one system call where the platform allows,
 // and returns the number of bytes written.
-func (c *Conn) write(dl time.Time, q, p []byte) (int64, error) {
-	if c.writeTimeout > 0 {
-		d := time.Now().Add(c.writeTimeout)
-		if !dl.IsZero() && dl.Before(d) {
-			d = dl
-		}
-		if err := c.nc.SetWriteDeadline(d); err != nil {
-			return 0, err
-		}
-	}
+func (c *Conn) write(q, p []byte) (int64, error) {
 	if p == nil {
 		n, err := c.nc.Write(q)
 		return int64(n), err
@@ -437,23 +475,31 @@ func (c *Conn) broadcastLocked() {
 
 // CloseWrite writes every queued frame and then shuts down the writing side
 // of the connection (a TCP FIN), so the peer reads [io.EOF] after the last
-// frame. Reading goes on. Later writes return an error matching
-// [net.ErrClosed]. It returns an error matching [errors.ErrUnsupported] when
-// the underlying connection has no CloseWrite method (as with [net.Pipe]).
+// frame. Reading goes on. Writes that begin once CloseWrite is called
+// return an error matching [net.ErrClosed]. It returns an error matching
+// [errors.ErrUnsupported] when the underlying connection has no CloseWrite
+// method (as with [net.Pipe]).
 func (c *Conn) CloseWrite() error {
 	cw, ok := c.nc.(interface{ CloseWrite() error })
 	if !ok {
 		return fmt.Errorf("framed: CloseWrite on %T: %w", c.nc, errors.ErrUnsupported)
 	}
-	if err := c.Flush(); err != nil {
-		return err
-	}
 	c.mu.Lock()
-	if c.werr == nil {
+	if c.werr == nil && !c.shut {
+		// Accept no more frames, so the queue drains for good and no
+		// write can be in flight when the FIN goes out.
+		c.shut = true
+		c.broadcastLocked()
+	}
+	err := c.flushLocked()
+	if err == nil {
 		c.werr = errWriteClosed
 		c.broadcastLocked()
 	}
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	return cw.CloseWrite()
 }
 
@@ -492,9 +538,9 @@ func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(
 // queued nothing, and the Conn stays usable.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.deadline = t
 	c.broadcastLocked()
-	c.mu.Unlock()
 	return c.nc.SetWriteDeadline(t)
 }
 

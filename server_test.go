@@ -910,13 +910,13 @@ func TestServerHandlerError(t *testing.T) {
 	assert.Equal(t, int64(1), s.Stats().HandlerErrors, "HandlerErrors")
 }
 
-// countingConn counts the writes made to it.
-type countingConn struct {
+// listenerConn counts the writes made to it in its listener's total.
+type listenerConn struct {
 	net.Conn
 	writes *atomic.Int64
 }
 
-func (c countingConn) Write(p []byte) (int, error) {
+func (c listenerConn) Write(p []byte) (int, error) {
 	c.writes.Add(1)
 	return c.Conn.Write(p)
 }
@@ -931,7 +931,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return countingConn{c, &l.writes}, nil
+	return listenerConn{c, &l.writes}, nil
 }
 
 func TestServerBatchesReplies(t *testing.T) {
