@@ -39,6 +39,7 @@ type FrameTooLargeError struct {
 	Limit int    // the largest length allowed
 }
 
+// Error names the size and the limit.
 func (e *FrameTooLargeError) Error() string {
 	return "framed: frame of " + strconv.FormatUint(e.Size, 10) +
 		" bytes exceeds limit of " + strconv.Itoa(e.Limit)
