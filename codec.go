@@ -35,7 +35,11 @@ func Decode(r *bufio.Reader) ([]byte, error) { return Format{}.Decode(r) }
 
 // Encode returns msg as one frame of f. See [Format.AppendFrame].
 func (f Format) Encode(msg []byte) ([]byte, error) {
-	return f.AppendFrame(make([]byte, 0, f.maxHeaderSize()+len(msg)), msg)
+	var dst []byte // nil unless f accepts msg, and then made to fit
+	if f.check() == nil && len(msg) <= f.Limit() {
+		dst = make([]byte, 0, f.maxHeaderSize()+len(msg))
+	}
+	return f.AppendFrame(dst, msg)
 }
 
 // AppendFrame appends msg as one frame of f to dst. It refuses, with a
