@@ -96,6 +96,7 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 // bytes claimed. On error it returns what it has read so far, so a caller
 // can resume after a timeout.
 func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
+	empty := 0 // reads in a row that returned nothing
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			grown := make([]byte, len(buf), min(n, max(2*len(buf), growChunk)))
@@ -109,6 +110,11 @@ func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
 				return buf, nil
 			}
 			return buf, err
+		}
+		if k > 0 {
+			empty = 0
+		} else if empty++; empty == 100 { // as many as fill and bufio allow
+			return buf, io.ErrNoProgress
 		}
 	}
 	return buf, nil
