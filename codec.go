@@ -351,7 +351,10 @@ func (w *Writer) WriteFrame(p []byte) error {
 	}
 	w.buf = w.f.appendHeader(w.buf, len(p))
 	bufs := net.Buffers{w.buf, p}
-	_, err := bufs.WriteTo(w.dst)
+	n, err := bufs.WriteTo(w.dst)
+	if err == nil && n < int64(len(w.buf)+len(p)) {
+		err = io.ErrShortWrite
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = fmt.Errorf("framed: write: %w", err)
@@ -367,7 +370,10 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.dst.Write(w.buf)
+	n, err := w.dst.Write(w.buf)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = fmt.Errorf("framed: write: %w", err)
