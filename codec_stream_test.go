@@ -24,7 +24,7 @@ func bigSizes(h int) []int {
 	return []int{
 		buf - h - 1, buf - h, // fit the buffer exactly, with the header
 		buf - h + 1, buf, buf + 1, // just too large for it
-		growChunk - 1, growChunk, growChunk + 1,
+		framed.GrowChunk - 1, framed.GrowChunk, framed.GrowChunk + 1,
 		100 << 10, 1 << 20, 20000, 17000,
 	}
 }
@@ -48,13 +48,25 @@ func buildStream(t *testing.T, f framed.Format, sizes []int, count int) ([]byte,
 // a time, and at random split points: the frames come back whole and in
 // order however the stream was cut.
 func TestStickyPackets(t *testing.T) {
-	for _, nf := range testFormats {
+	formats := []namedFormat{
+		{"default", framed.Format{}},
+		{"u8", framed.Format{HeaderSize: 1}},
+		{"be16", framed.Format{HeaderSize: 2, BigEndian: true}},
+		{"le64", framed.Format{HeaderSize: 8}},
+		{"uvarint", framed.Format{Varint: true}},
+	}
+	for _, nf := range formats {
 		stream, want := buildStream(t, nf.f, smallSizes, 1000)
 		for _, rk := range readerKinds {
 			t.Run(nf.name+"/"+rk.name, func(t *testing.T) {
 				got, err := readFrames(framed.NewReader(rk.wrap(stream), nf.f))
 				assertFrames(t, want, got, "ReadFrame %s of 1000 frames (%s)", nf.name, rk.name)
 				checkErr(t, wantEOF, err, "ReadFrame %s after 1000 frames (%s)", nf.name, rk.name)
+
+				// With a tiny buffer most frames take the big-frame path.
+				got, err = readFrames(framed.NewReaderSize(rk.wrap(stream), nf.f, 64))
+				assertFrames(t, want, got, "ReadFrame %s with a 64-byte buffer of 1000 frames (%s)", nf.name, rk.name)
+				checkErr(t, wantEOF, err, "ReadFrame %s with a 64-byte buffer after 1000 frames (%s)", nf.name, rk.name)
 
 				got, err = decodeFrames(nf.f, bufio.NewReader(rk.wrap(stream)))
 				assertFrames(t, want, got, "Decode %s of 1000 frames (%s)", nf.name, rk.name)

@@ -22,10 +22,6 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// growChunk mirrors the codec's bound on how far a frame buffer grows ahead
-// of the bytes that have arrived.
-const growChunk = 64 << 10
-
 type namedFormat struct {
 	name string
 	f    framed.Format
@@ -358,6 +354,7 @@ func decodeCases(f framed.Format) []decodeCase {
 	case 0:
 		tests = append(tests,
 			decodeCase{name: "11-byte varint", give: bytes.Repeat([]byte{0xff}, 11), err: wantInvalidLength},
+			decodeCase{name: "10 bytes that cannot end a varint", give: bytes.Repeat([]byte{0xff}, 10), err: wantInvalidLength},
 			decodeCase{name: "varint overflow", give: append(bytes.Repeat([]byte{0xff}, 9), 0x02), err: wantInvalidLength},
 			decodeCase{name: "10 continuation bytes", give: append(bytes.Repeat([]byte{0x80}, 10), 0x00), err: wantInvalidLength},
 			decodeCase{name: "malformed varint after a frame", give: concat(frame(f, five), bytes.Repeat([]byte{0xff}, 11)), want: [][]byte{five}, err: wantInvalidLength},
