@@ -40,7 +40,11 @@ func Decode(r *bufio.Reader) ([]byte, error) { return Format{}.Decode(r) }
 
 // Encode returns msg as one frame of f. See [Format.AppendFrame].
 func (f Format) Encode(msg []byte) ([]byte, error) {
-	return f.AppendFrame(make([]byte, 0, f.maxHeaderSize()+len(msg)), msg)
+	var dst []byte // nil unless f accepts msg, and then made to fit
+	if f.check() == nil && len(msg) <= f.Limit() {
+		dst = make([]byte, 0, f.maxHeaderSize()+len(msg))
+	}
+	return f.AppendFrame(dst, msg)
 }
 
 // AppendFrame appends msg as one frame of f to dst. It refuses, with a
@@ -97,6 +101,7 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 // error it returns what it has read so far, so a caller can resume after a
 // timeout.
 func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
+	empty := 0 // reads in a row that returned nothing
 	for len(buf) < n {
 		if len(buf) == cap(buf) {
 			grown := make([]byte, len(buf), min(n, max(2*len(buf), firstChunk)))
@@ -110,6 +115,11 @@ func readGrowing(r io.Reader, buf []byte, n int) ([]byte, error) {
 				return buf, nil
 			}
 			return buf, err
+		}
+		if k > 0 {
+			empty = 0
+		} else if empty++; empty == 100 { // as many as fill and bufio allow
+			return buf, io.ErrNoProgress
 		}
 	}
 	return buf, nil
@@ -346,7 +356,10 @@ func (w *Writer) WriteFrame(p []byte) error {
 	}
 	w.buf = w.f.appendHeader(w.buf, len(p))
 	bufs := net.Buffers{w.buf, p}
-	_, err := bufs.WriteTo(w.dst)
+	n, err := bufs.WriteTo(w.dst)
+	if err == nil && n < int64(len(w.buf)+len(p)) {
+		err = io.ErrShortWrite
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = fmt.Errorf("framed: write: %w", err)
@@ -362,7 +375,10 @@ func (w *Writer) Flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.dst.Write(w.buf)
+	n, err := w.dst.Write(w.buf)
+	if err == nil && n < len(w.buf) {
+		err = io.ErrShortWrite
+	}
 	w.buf = w.buf[:0]
 	if err != nil {
 		w.err = fmt.Errorf("framed: write: %w", err)

@@ -217,10 +217,10 @@ func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
 	}
 }
 
-// readFrames reads frames on c in a goroutine until it fails, sending a
+// readConnFrames reads frames on c in a goroutine until it fails, sending a
 // copy of each on the returned channel, and its final error on errc. The
 // test's cleanup closes c, stops the goroutine and waits for it.
-func readFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan error) {
+func readConnFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan error) {
 	t.Helper()
 	fc := make(chan []byte, 1024)
 	ec := make(chan error, 1)
@@ -289,7 +289,7 @@ func TestConnRoundTrip(t *testing.T) {
 	}
 	forEachTransport(t, func(t *testing.T, tr transport) {
 		a, b := connPair(t, tr, framed.ConnConfig{})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 		for i, tt := range tests {
 			want := frameOf(i, tt.give)
 			require.NoError(t, a.WriteFrame(want), "write %s", tt.name)
@@ -638,7 +638,7 @@ func TestConnQueueWaitTimeout(t *testing.T) {
 			a.Close()
 			b.Close()
 		})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame([]byte("first")) }()
@@ -810,7 +810,7 @@ func TestConnCloseWrite(t *testing.T) {
 func TestConnCloseWriteUnsupported(t *testing.T) {
 	a, b := connPair(t, transports[0], framed.ConnConfig{})
 	assert.ErrorIs(t, a.CloseWrite(), errors.ErrUnsupported)
-	frames, errc := readFrames(t, b)
+	frames, errc := readConnFrames(t, b)
 	require.NoError(t, a.WriteFrame([]byte("still open")))
 	select {
 	case p := <-frames:
@@ -1062,7 +1062,7 @@ func TestConnWriteFrameTooLarge(t *testing.T) {
 			a.Close()
 			b.Close()
 		})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 		for _, tt := range tests {
 			err := a.WriteFrame(make([]byte, tt.give))
 			var tooLarge *framed.FrameTooLargeError
@@ -1195,7 +1195,7 @@ func TestConnFlush(t *testing.T) {
 			a.Close()
 			b.Close()
 		})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, nil)) }()
@@ -1262,7 +1262,7 @@ func TestConnFlushWhileWriting(t *testing.T) {
 			a.Close()
 			b.Close()
 		})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame([]byte("A")) }()
@@ -1312,7 +1312,7 @@ func TestConnCoalescing(t *testing.T) {
 			a.Close()
 			b.Close()
 		})
-		frames, errc := readFrames(t, b)
+		frames, errc := readConnFrames(t, b)
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, make([]byte, 54))) }()

@@ -106,8 +106,8 @@ func roundTrip(t testing.TB, c *framed.Conn, msg []byte) {
 	require.True(t, bytes.Equal(msg, got), "reply to %d bytes differs (got %d bytes)", len(msg), len(got))
 }
 
-// header returns a default-format header claiming n bytes.
-func header(n int32) []byte {
+// rawHeader returns a default-format header claiming n bytes.
+func rawHeader(n int32) []byte {
 	return binary.LittleEndian.AppendUint32(nil, uint32(n))
 }
 
@@ -429,7 +429,7 @@ func TestServerShutdownAndClose(t *testing.T) {
 				client.Go(func() {
 					defer nc.Close()
 					nc.SetDeadline(time.Now().Add(ioTimeout))
-					nc.Write(header(0))
+					nc.Write(rawHeader(0))
 					io.Copy(io.Discard, nc)
 				})
 			}
@@ -564,17 +564,17 @@ func TestServerHostilePeers(t *testing.T) {
 	}{
 		{
 			name:    "negative length",
-			act:     func(nc *net.TCPConn) { nc.Write(header(-1)) },
+			act:     func(nc *net.TCPConn) { nc.Write(rawHeader(-1)) },
 			counter: func(st framed.ServerStats) int64 { return st.InvalidLength },
 		},
 		{
 			name:    "length above the limit",
-			act:     func(nc *net.TCPConn) { nc.Write(header(limit + 1)) },
+			act:     func(nc *net.TCPConn) { nc.Write(rawHeader(limit + 1)) },
 			counter: func(st framed.ServerStats) int64 { return st.FramesTooLarge },
 		},
 		{
 			name:    "half a header, stalled",
-			act:     func(nc *net.TCPConn) { nc.Write(header(10)[:2]) },
+			act:     func(nc *net.TCPConn) { nc.Write(rawHeader(10)[:2]) },
 			counter: func(st framed.ServerStats) int64 { return st.FrameTimeouts },
 			min:     short,
 
@@ -582,7 +582,7 @@ func TestServerHostilePeers(t *testing.T) {
 		},
 		{
 			name:    "half a payload, stalled",
-			act:     func(nc *net.TCPConn) { nc.Write(append(header(100), make([]byte, 50)...)) },
+			act:     func(nc *net.TCPConn) { nc.Write(append(rawHeader(100), make([]byte, 50)...)) },
 			counter: func(st framed.ServerStats) int64 { return st.FrameTimeouts },
 			min:     short,
 
@@ -591,7 +591,7 @@ func TestServerHostilePeers(t *testing.T) {
 		{
 			name: "reset mid-frame",
 			act: func(nc *net.TCPConn) {
-				nc.Write(append(header(100), make([]byte, 50)...))
+				nc.Write(append(rawHeader(100), make([]byte, 50)...))
 				nc.SetLinger(0)
 				nc.Close()
 			},
@@ -613,7 +613,7 @@ func TestServerHostilePeers(t *testing.T) {
 				// the connection.
 				nc.SetReadBuffer(4 << 10)
 				go func() {
-					frame := append(header(64<<10), make([]byte, 64<<10)...)
+					frame := append(rawHeader(64<<10), make([]byte, 64<<10)...)
 					for range 1024 {
 						if _, err := nc.Write(frame); err != nil {
 							return
@@ -737,7 +737,7 @@ func TestServerMemoryStalledConns(t *testing.T) {
 	clients := make([]net.Conn, conns)
 	for i := range clients {
 		clients[i] = dialRaw(t, r.addr)
-		_, err := clients[i].Write(header(framed.DefaultMaxFrameSize))
+		_, err := clients[i].Write(rawHeader(framed.DefaultMaxFrameSize))
 		require.NoError(t, err)
 	}
 	waitFor(t, ioTimeout, "every header to be read", func() bool {
@@ -809,8 +809,8 @@ func TestServerConnStateHooks(t *testing.T) {
 	// Closed by the peer and by hostile input.
 	eof := dialRaw(t, r.addr)
 	eof.Close()
-	dialRaw(t, r.addr).Write(header(-1))
-	dialRaw(t, r.addr).Write(header(framed.DefaultMaxFrameSize + 1))
+	dialRaw(t, r.addr).Write(rawHeader(-1))
+	dialRaw(t, r.addr).Write(rawHeader(framed.DefaultMaxFrameSize + 1))
 	for range 3 {
 		recv(t, closed, "a connection to close")
 	}
@@ -820,7 +820,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	roundTrip(t, idle, []byte("idle"))
 	midFrame := dialRaw(t, r.addr)
 	msg := []byte("finished during Shutdown")
-	frame := append(header(int32(len(msg))), msg...)
+	frame := append(rawHeader(int32(len(msg))), msg...)
 	bytesIn := s.Stats().BytesIn
 	_, err := midFrame.Write(frame[:6])
 	require.NoError(t, err)
@@ -1086,7 +1086,7 @@ func TestServerTimeoutsExact(t *testing.T) {
 		// FrameTimeout after its first byte, however often bytes come.
 		nc := ln.dial()
 		start := time.Now()
-		frame := append(header(8), make([]byte, 8)...)
+		frame := append(rawHeader(8), make([]byte, 8)...)
 		var err error
 		for _, b := range frame {
 			if _, err = nc.Write([]byte{b}); err != nil {

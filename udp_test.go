@@ -77,8 +77,8 @@ func assertSilent(t *testing.T, conn net.PacketConn) {
 	assert.ErrorIs(t, err, os.ErrDeadlineExceeded, "got %d bytes, want none", n)
 }
 
-// payload returns n bytes that differ from one index to the next.
-func payload(n int) []byte {
+// datagram returns n bytes that differ from one index to the next.
+func datagram(n int) []byte {
 	p := make([]byte, n)
 	for i := range p {
 		p[i] = byte(i*7 + i>>8)
@@ -109,7 +109,7 @@ func TestUDPServerEcho(t *testing.T) {
 			var srv framed.UDPServer
 			addr := serveUDP(t, &srv, conn)
 
-			want := payload(tt.give)
+			want := datagram(tt.give)
 			got := exchange(t, addr, want)
 			require.NoError(t, srv.Close()) // Stats are final once Close returns
 			assert.True(t, bytes.Equal(want, got), "echo of %d bytes came back as %d different bytes", tt.give, len(got))

@@ -1,0 +1,45 @@
+package framed
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Unexported parts of the codec that the tests in package framed_test use.
+
+// NewReaderSize returns a Reader with a buffer of size bytes (at least 64),
+// as NewConn makes for a ConnConfig with a ReadBufferSize.
+var NewReaderSize = newReaderSize
+
+// GrowChunk is how far a frame buffer may grow ahead of the bytes received.
+const GrowChunk = growChunk
+
+// TestReaderReleasesBigBuffer checks that a Reader does not hold on to the
+// buffer of a large frame once large frames stop, so a connection that
+// once received 4 MiB does not keep 4 MiB while idle.
+func TestReaderReleasesBigBuffer(t *testing.T) {
+	var stream []byte
+	for _, n := range []int{1 << 20, 10, 20 << 10, 1 << 20, 20 << 10} {
+		var err error
+		stream, err = AppendFrame(stream, make([]byte, n))
+		require.NoError(t, err, "AppendFrame of %d bytes", n)
+	}
+	r := NewReader(bytes.NewReader(stream), Format{})
+	read := func(n int) {
+		t.Helper()
+		p, err := r.ReadFrame()
+		require.NoError(t, err, "ReadFrame of %d bytes", n)
+		require.Len(t, p, n, "ReadFrame of %d bytes", n)
+	}
+
+	read(1 << 20)
+	read(10)
+	assert.LessOrEqual(t, cap(r.big), growChunk, "big-frame buffer after a 1 MiB frame, then a small one")
+	read(20 << 10)
+	read(1 << 20)
+	read(20 << 10)
+	assert.LessOrEqual(t, cap(r.big), 2*(20<<10)+growChunk, "big-frame buffer after a 1 MiB frame, then a 20 KiB one")
+}
