@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 )
 
 // growChunk is the most a frame buffer grows by before the bytes to fill it
@@ -149,7 +150,13 @@ type Reader struct {
 	limit int
 	err   error // sticky: the stream cannot go on
 
-	buf  []byte // buffered bytes are buf[r:w]
+	buf  []byte  // buffered bytes are buf[r:w]; nil while idle
+	bufp *[]byte // buf's pool entry, when it came from readBufPool
+	size int     // len(buf) once allocated
+	// wait, when not nil, reads at least one byte from the source into an
+	// empty buffer, taking the buffer only once bytes have arrived, so that
+	// an idle Reader waits without holding one.
+	wait func() error
 	r, w int
 
 	big    []byte // a frame too large for buf, as it arrives
@@ -166,8 +173,37 @@ func newReaderSize(r io.Reader, f Format, size int) *Reader {
 	if err := f.check(); err != nil {
 		rd.err = err
 	}
-	rd.buf = make([]byte, max(size, 64))
+	rd.size = max(size, 64)
 	return rd
+}
+
+// readBufPool holds the read buffers of idle Readers of the default size,
+// so that thousands of idle connections do not pin 16 KiB each.
+var readBufPool = sync.Pool{New: func() any {
+	b := make([]byte, DefaultReadBufferSize)
+	return &b
+}}
+
+// getBuf gives the Reader its buffer.
+func (r *Reader) getBuf() {
+	if r.size == DefaultReadBufferSize {
+		r.bufp = readBufPool.Get().(*[]byte)
+		r.buf = *r.bufp
+		return
+	}
+	r.buf = make([]byte, r.size)
+}
+
+// releaseBuf lets an empty Reader's buffers go until bytes arrive again.
+func (r *Reader) releaseBuf() {
+	if r.r != r.w || r.bigLen > 0 {
+		return
+	}
+	if r.bufp != nil {
+		readBufPool.Put(r.bufp)
+	}
+	r.buf, r.bufp, r.r, r.w = nil, nil, 0, 0
+	r.big = nil
 }
 
 // ReadFrame reads the next frame and returns its payload. The slice is
@@ -199,7 +235,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 				}
 				return p, nil
 			}
-			if hlen+n > len(r.buf) {
+			if hlen+n > r.size {
 				r.r += hlen
 				return r.startBig(n)
 			}
@@ -224,6 +260,12 @@ func (r *Reader) startBig(n int) ([]byte, error) {
 	}
 	r.big = append(r.big[:0], have...)
 	r.r, r.w = 0, 0
+	if r.bufp != nil {
+		// The frame is read straight into r.big: a peer that stalls in
+		// it holds no read buffer.
+		readBufPool.Put(r.bufp)
+		r.buf, r.bufp = nil, nil
+	}
 	r.bigLen = n
 	return r.readBig()
 }
@@ -241,6 +283,9 @@ func (r *Reader) readBig() ([]byte, error) {
 // fill reads more bytes into the buffer, first moving what is buffered to
 // its front if the end is full.
 func (r *Reader) fill() error {
+	if r.buf == nil {
+		r.getBuf()
+	}
 	if r.r > 0 && (r.w == len(r.buf) || r.r == r.w) {
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
@@ -266,6 +311,12 @@ func (r *Reader) waitData() error {
 	}
 	if r.w > r.r || r.bigLen > 0 {
 		return nil
+	}
+	if r.wait != nil {
+		// The previous frame's slice is no longer promised to the caller:
+		// wait with no buffer, and take one when bytes arrive.
+		r.releaseBuf()
+		return r.fail(r.wait())
 	}
 	return r.fail(r.fill())
 }

@@ -129,6 +129,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	}
 	fc.in.r = c
 	fc.rd = newReaderSize(&fc.in, cfg.Format, bufSize)
+	fc.rd.wait = idleReader(c, fc.rd, &fc.in)
 	if err := cfg.Format.check(); err != nil {
 		fc.werr = err
 	}

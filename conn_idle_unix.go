@@ -1,0 +1,82 @@
+//go:build unix
+
+package framed
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// idleRead reads a connection that has no bytes buffered without holding a
+// read buffer while it waits: the buffer is taken from the pool only once
+// the socket is readable. So a connection idle between frames costs no
+// read buffer, whatever the buffer's size.
+type idleRead struct {
+	rc   syscall.RawConn
+	rd   *Reader
+	in   *countingReader
+	read func(uintptr) bool // tryRead, made once so that waiting does not allocate
+	got  int
+	err  error
+}
+
+// idleReader returns the Reader's wait function for c, or nil when c is
+// not a plain socket (TLS, net.Pipe), which is then read as usual.
+func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	ir := &idleRead{rc: rc, rd: rd, in: in}
+	ir.read = ir.tryRead
+	return ir.wait
+}
+
+// wait reads at least one byte into the Reader's buffer, or returns why it
+// could not: io.EOF, a timeout, or a closed or failed connection.
+func (ir *idleRead) wait() error {
+	ir.got, ir.err = 0, nil
+	if err := ir.rc.Read(ir.read); err != nil {
+		return err
+	}
+	if ir.err != nil {
+		return ir.err
+	}
+	if ir.got == 0 {
+		return io.EOF
+	}
+	return nil
+}
+
+// tryRead reads what the socket has. It reports false, with the buffer
+// given back, when there is nothing yet: the poller then waits until the
+// socket is readable, closed or past its deadline, and calls it again.
+func (ir *idleRead) tryRead(fd uintptr) bool {
+	rd := ir.rd
+	if rd.buf == nil {
+		rd.getBuf()
+	}
+	for {
+		n, err := syscall.Read(int(fd), rd.buf[rd.w:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			rd.releaseBuf()
+			return false
+		case err != nil:
+			ir.err = os.NewSyscallError("read", err)
+		case n > 0:
+			rd.w += n
+			ir.got = n
+			ir.in.n.Add(int64(n))
+		}
+		return true
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package framed_test
+
+const raceEnabled = false
