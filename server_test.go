@@ -1245,3 +1245,25 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
 	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
 }
+
+func TestServerBaseContext(t *testing.T) {
+	type key struct{}
+	var calls atomic.Int64
+	got := make(chan any, 1)
+	s := &framed.Server{
+		BaseContext: func(net.Listener) context.Context {
+			calls.Add(1)
+			return context.WithValue(context.Background(), key{}, "base")
+		},
+		Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
+			got <- ctx.Value(key{})
+			return c.WriteFrame(p)
+		}),
+	}
+	r := serve(t, s)
+	for range 2 {
+		roundTrip(t, dial(t, r.addr), []byte("x"))
+		assert.Equal(t, "base", recv(t, got, "the handler"), "handler ctx descends from BaseContext")
+	}
+	assert.Equal(t, int64(1), calls.Load(), "BaseContext calls for one Serve")
+}
