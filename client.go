@@ -186,6 +186,14 @@ func (c *Client) Receive() ([]byte, error) {
 
 	c.recvMu.Lock()
 	defer c.recvMu.Unlock()
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		// Frames already read ahead are dropped, as net.Conn drops
+		// buffered bytes on Close.
+		return nil, errClientClosed
+	}
 	p, err := c.conn.ReadFrame()
 	if err != nil {
 		return nil, err

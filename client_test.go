@@ -431,6 +431,27 @@ func TestCloseUnblocksReceive(t *testing.T) {
 	assert.ErrorIs(t, <-done, net.ErrClosed)
 }
 
+func TestReceiveAfterClose(t *testing.T) {
+	// Frames already read ahead into the Client's buffer are not returned
+	// once the Client is closed.
+	addr := startTestPeer(t, func(nc net.Conn) {
+		var both []byte
+		for _, msg := range []string{"first", "second"} {
+			both, _ = framed.AppendFrame(both, []byte(msg))
+		}
+		nc.Write(both)
+		io.Copy(io.Discard, nc)
+	})
+	c, err := framed.Dial(t.Context(), addr)
+	require.NoError(t, err)
+	got, err := c.Receive()
+	require.NoError(t, err)
+	require.Equal(t, "first", string(got))
+	require.NoError(t, c.Close())
+	got, err = c.Receive()
+	assert.ErrorIs(t, err, net.ErrClosed, "Receive after Close returned %q", got)
+}
+
 func TestRequestWriteBlocked(t *testing.T) {
 	// The peer never reads, so writes fill the socket buffers and then
 	// block. Every Request must still return when its ctx ends, and Close

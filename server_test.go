@@ -1240,3 +1240,68 @@ func TestServerEchoAllocs(t *testing.T) {
 		})
 	}
 }
+
+func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
+	// A connection with no CloseWrite (net.Pipe, or any net.Conn wrapper that
+	// hides it) stopped by Shutdown while its replies are held back, because
+	// more frames arrived together, still sends the reply to the frame it
+	// was serving.
+	started, release := make(chan struct{}), make(chan struct{})
+	s := &framed.Server{Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
+		if string(p) == "first" {
+			close(started)
+			<-release
+		}
+		return c.WriteFrame(p)
+	})}
+	ln := newChanListener()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(ln) }()
+	t.Cleanup(func() { s.Close() })
+
+	nc := ln.dial()
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	batch, err := framed.AppendFrame(nil, []byte("first"))
+	require.NoError(t, err)
+	batch, err = framed.AppendFrame(batch, []byte("second"))
+	require.NoError(t, err)
+	_, err = nc.Write(batch)
+	require.NoError(t, err)
+	recv(t, started, "the first frame to be served")
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- s.Shutdown(context.Background()) }()
+	assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed)
+	close(release)
+
+	c := framed.NewConn(nc, framed.ConnConfig{})
+	got, err := c.ReadFrame()
+	require.NoError(t, err, "the reply to the frame being served when Shutdown began")
+	assert.Equal(t, "first", string(got))
+	_, err = c.ReadFrame()
+	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
+	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
+}
+
+func TestServerBaseContext(t *testing.T) {
+	type key struct{}
+	var calls atomic.Int64
+	got := make(chan any, 1)
+	s := &framed.Server{
+		BaseContext: func(net.Listener) context.Context {
+			calls.Add(1)
+			return context.WithValue(context.Background(), key{}, "base")
+		},
+		Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
+			got <- ctx.Value(key{})
+			return c.WriteFrame(p)
+		}),
+	}
+	r := serve(t, s)
+	for range 2 {
+		roundTrip(t, dial(t, r.addr), []byte("x"))
+		assert.Equal(t, "base", recv(t, got, "the handler"), "handler ctx descends from BaseContext")
+	}
+	assert.Equal(t, int64(1), calls.Load(), "BaseContext calls for one Serve")
+}

@@ -261,9 +261,14 @@ func (s *Server) count(end connEnd) {
 // lingerClose sends what is queued on c and a FIN, then discards what the
 // peer sends until it closes or lingerTimeout passes, and closes c.
 // Closing a TCP socket with unread bytes sends a reset, and a reset makes
-// the kernel drop the replies it has not sent yet.
+// the kernel drop the replies it has not sent yet. A connection that cannot
+// half-close still sends what is queued before it closes.
 func lingerClose(c *Conn) {
-	if c.CloseWrite() == nil {
+	err := c.CloseWrite()
+	if errors.Is(err, errors.ErrUnsupported) {
+		c.Flush()
+	}
+	if err == nil {
 		end := time.Now().Add(lingerTimeout)
 		// Shutdown may set a passed deadline once more after this one:
 		// then the read times out early and starts again.
