@@ -118,6 +118,11 @@ func (r *Results) write(out io.Writer, took time.Duration) {
 		}
 	}
 
+	if len(r.runs) > 0 {
+		p("\nframes/s: frames the receiving end got per second (round trips for ping-pong); MB/s: their payload bytes, one way. " +
+			"Ratios are taken within each repetition, then the median. syscalls/frame: read and write system calls of the whole " +
+			"process, both ends, per frame (/proc/self/io); allocs/frame: heap allocations of the whole process, both ends, per frame.\n")
+	}
 	if len(r.idle) > 0 {
 		p("\nMemory per idle connection (%d connections on one server; Go heap in use + goroutine stacks, server process only):\n\n", r.cfg.IdleConns)
 		p("| server | KiB per connection, median (min–max) |\n|---|--:|\n")
@@ -137,6 +142,24 @@ func (r *Results) write(out io.Writer, took time.Duration) {
 		}
 	}
 	r.writeTargets(p)
+	// The rows, in the order they first appear.
+	var shown []Impl
+	for _, w := range workloads() {
+		if r.runs[w.Name] != nil {
+			shown = append(shown, w.Impls...)
+		}
+	}
+	if len(r.idle) > 0 || len(r.allocs) > 0 {
+		shown = append(shown, impls()...)
+	}
+	p("\nRows:\n\n")
+	seen := map[string]bool{}
+	for _, im := range shown {
+		if !seen[im.Name] {
+			seen[im.Name] = true
+			p("- %s: %s\n", im.Name, im.Note)
+		}
+	}
 	if len(r.errs) > 0 {
 		p("\nFailed runs (left out of the medians):\n\n")
 		for _, e := range r.errs {
