@@ -97,7 +97,8 @@ type Client interface {
 // Impl is one implementation under test: how to start its server and how
 // to connect a client to it.
 type Impl struct {
-	Name      string
+	Name      string // as the table shows it
+	Key       string // as Go benchmark and test names show it
 	Note      string
 	BigEndian bool // the length prefix is big-endian (go-msgio)
 	Serve     func(ServerConfig) (Server, error)

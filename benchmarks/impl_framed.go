@@ -17,6 +17,7 @@ import (
 func framedImpl() Impl {
 	return Impl{
 		Name:  "framed",
+		Key:   "framed",
 		Note:  "framed.Server + framed.Conn (NewConn: WriteFrame, Flush, ReadFrame)",
 		Serve: serveFramed,
 		Dial:  dialFramed,
@@ -105,6 +106,7 @@ const framedServerName = "framed server, raw client"
 func framedServerImpl() Impl {
 	return Impl{
 		Name:  framedServerName,
+		Key:   "framed-server",
 		Note:  "framed.Server as above, driven by the raw client",
 		Serve: serveFramed,
 		Dial:  dialRaw,

@@ -27,6 +27,7 @@ const gnetDirectWrite = 64 << 10
 func gnetImpl() Impl {
 	return Impl{
 		Name:  "gnet",
+		Key:   "gnet",
 		Note:  "panjf2000/gnet/v2 v2.9.7 event loops, multicore; Peek/Discard in OnTraffic, one Write per OnTraffic; raw client",
 		Serve: serveGnet,
 		Dial:  dialRaw,

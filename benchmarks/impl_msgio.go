@@ -16,6 +16,7 @@ import (
 func msgioImpl() Impl {
 	return Impl{
 		Name:      "go-msgio",
+		Key:       "msgio",
 		Note:      "libp2p/go-msgio v0.3.0, its big-endian uint32 prefix; one Write per frame, two unbuffered reads",
 		BigEndian: true,
 		Serve:     serveMsgio,

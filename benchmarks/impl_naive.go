@@ -12,6 +12,7 @@ import (
 func naiveImpl() Impl {
 	return Impl{
 		Name:  "naive",
+		Key:   "naive",
 		Note:  "tutorial: unbuffered, make([]byte, n) per frame, header and payload in two Writes",
 		Serve: serveNaive,
 		Dial:  dialNaive,

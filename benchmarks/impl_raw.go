@@ -17,6 +17,7 @@ const rawBufSize = 64 << 10
 func rawImpl() Impl {
 	return Impl{
 		Name:  "raw",
+		Key:   "raw",
 		Note:  "stdlib: bufio 64 KiB, io.ReadFull into a reused buffer, flush when input drains",
 		Serve: serveRaw,
 		Dial:  dialRaw,

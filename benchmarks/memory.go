@@ -64,6 +64,9 @@ func runChild() int {
 	return 0
 }
 
+// minTimedFrames is the fewest frames a timed echo child sends.
+const minTimedFrames = 20000
+
 func childEcho(im Impl, addr string, n int, dur time.Duration) error {
 	c, err := im.Dial(addr)
 	if err != nil {
@@ -73,7 +76,9 @@ func childEcho(im Impl, addr string, n int, dur time.Duration) error {
 	c.SetDeadline(time.Now().Add(dur + sinkTimeout))
 	e := newEcho(c, 64, window)
 	start := time.Now()
-	for e.sent < int64(n) && (dur == 0 || time.Since(start) < dur) {
+	// A timed run goes on for at least minTimedFrames, so that it is
+	// always much longer than the untimed short run.
+	for e.sent < int64(n) && (dur == 0 || time.Since(start) < dur || e.sent < minTimedFrames) {
 		if err := e.batch(min(1024, n-int(e.sent))); err != nil {
 			return err
 		}

@@ -531,6 +531,7 @@ const framedRequestName = "framed Client.Request"
 func framedRequestImpl() Impl {
 	im := framedImpl()
 	im.Name = framedRequestName
+	im.Key = "framed-request"
 	im.Note = "framed.Server + framed.Dial's Client.Request, one goroutine per request in flight"
 	im.Dial = nil
 	return im
@@ -631,7 +632,7 @@ const mutexWriterName = "mutex + Write per frame"
 // each frame built in the writer's own buffer, then one net.Conn.Write
 // under a mutex. Only the writers workload uses it.
 func mutexWriterImpl() Impl {
-	return Impl{Name: mutexWriterName, Note: "sync.Mutex held around one net.Conn.Write per frame"}
+	return Impl{Name: mutexWriterName, Key: "mutex", Note: "sync.Mutex held around one net.Conn.Write per frame"}
 }
 
 // writers has writerCount goroutines write 64 B frames to one connection
