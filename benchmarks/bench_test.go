@@ -6,15 +6,18 @@ import (
 )
 
 // The Go benchmarks run the program's workloads under testing.B, one
-// sub-benchmark per implementation, so that benchstat can compare them:
+// sub-benchmark per implementation (BenchmarkOneWay64/framed, ...), for
+// benchstat and for profiles:
 //
-//	go test -run '^$' -bench . -count 6 | tee new.txt
-//	benchstat -col /impl new.txt   # hmm: sub-benchmark names are the implementations
+//	go test -run '^$' -bench . -count 6 > new.txt && benchstat new.txt
+//	go test -run '^$' -bench 'OneWay64/framed$' -cpuprofile cpu.out
 //
-// An op is one frame (frames/op is reported where it is more), so ns/op is
-// ns per frame and allocs/op counts both ends, which share the process.
-// The one-way benchmarks stop the clock when the client has handed its
-// last frame over, not when the sink has read it.
+// An op is one frame where the traffic allows it (frames/op is reported
+// where an op is more), so ns/op is the time per frame; allocs/op counts
+// both ends, which share the process. frames/s and, for ping-pong, p50-µs
+// and p99-µs are reported too. The one-way benchmarks stop the clock when
+// the client has handed its last frame over, not when the sink has read
+// it: the program's figures are the ones to quote.
 
 func BenchmarkOneWay64(b *testing.B)      { benchWorkload(b, "oneway64", false) }
 func BenchmarkOneWay1K(b *testing.B)      { benchWorkload(b, "oneway1k", false) }
