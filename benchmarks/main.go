@@ -97,6 +97,8 @@ func workloadNames() []string {
 // implementations in turn, then the idle and allocation measurements.
 func runAll(cfg Config, progress io.Writer) (*Results, error) {
 	res := newResults(cfg)
+	res.load[0] = loadAverage()
+	defer func() { res.load[1] = loadAverage() }()
 	lim := Limits{Dur: cfg.Dur, MaxFrames: 1 << 28}
 
 	// A short pass, not reported, so that the first repetition does not pay

@@ -149,3 +149,18 @@ func machine() string {
 	return fmt.Sprintf("%s %s/%s, GOMAXPROCS=%d, %d CPUs (%s)%s",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU(), cpu, kernel)
 }
+
+// loadAverage returns the 1-minute load average, or "unknown". Other
+// processes competing for the CPUs move every figure here: the report
+// shows the load before and after.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
+}

@@ -12,6 +12,7 @@ import (
 // Results holds every sample of a program run.
 type Results struct {
 	cfg    Config
+	load   [2]string                       // the load average before and after the runs
 	runs   map[string]map[string][]*Sample // workload, implementation, repetition
 	idle   map[string][]float64            // row name: bytes per connection, one per repetition
 	allocs map[string][]float64            // implementation: server allocations per frame
@@ -76,8 +77,9 @@ func (r *Results) each(w, impl string, f func(*Sample) float64) []float64 {
 func (r *Results) write(out io.Writer, took time.Duration) {
 	p := func(format string, args ...any) { fmt.Fprintf(out, format, args...) }
 	p("Machine: %s.\n", machine())
-	p("%d repetitions, %v per run, implementations interleaved within each; whole run %v.\n\n",
-		r.cfg.Reps, r.cfg.Dur, took.Round(time.Second))
+	p("%d repetitions, %v per run, implementations interleaved within each; whole run %v; "+
+		"1-minute load average %s before, %s after.\n\n",
+		r.cfg.Reps, r.cfg.Dur, took.Round(time.Second), r.load[0], r.load[1])
 
 	if len(r.runs) > 0 {
 		p("| workload | implementation | frames/s | MB/s | ratio to baseline, median (min–max) | p50 µs | p99 µs | syscalls/frame | allocs/frame |\n")
