@@ -32,7 +32,11 @@ func (s Sample) FramesPerSec() float64 { return float64(s.Frames) / s.Elapsed.Se
 // measure runs w over im once: it opens a session, runs batches until the
 // time or frame limit, and finishes it, counting what the whole process
 // allocated and how many read and write system calls it made meanwhile.
+//
+// It fails if the run leaves a goroutine behind, so that no run can slow
+// down the ones after it.
 func measure(w *Workload, im Impl, lim Limits) (Sample, error) {
+	goroutines := runtime.NumGoroutine()
 	deadline := time.Now().Add(lim.Dur + sinkTimeout)
 	s, err := w.open(w, im, deadline)
 	if err != nil {
@@ -42,7 +46,21 @@ func measure(w *Workload, im Impl, lim Limits) (Sample, error) {
 	if cerr := s.close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = noneLeft(goroutines)
+	}
 	return smp, err
+}
+
+// noneLeft waits briefly until no more than n goroutines run.
+func noneLeft(n int) error {
+	for range 100 {
+		if runtime.NumGoroutine() <= n {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("bench: %d goroutines left behind", runtime.NumGoroutine()-n)
 }
 
 func drive(s session, batch int, lim Limits) (Sample, error) {
