@@ -219,7 +219,11 @@ func (r *Results) writeTargets(p func(string, ...any)) {
 		if t.ok {
 			met = "yes"
 		}
-		p("| %s | %s | %s%s | %s |\n", t.what, t.want, num(t.got), t.unit, met)
+		got := num(t.got)
+		if t.unit == "x" {
+			got = fmt.Sprintf("%.3f", t.got) // 1.00x could be a miss
+		}
+		p("| %s | %s | %s%s | %s |\n", t.what, t.want, got, t.unit, met)
 	}
 }
 
