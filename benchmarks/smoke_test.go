@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// smokeFrames is how many frames the smoke test sends in each workload: a
+// few windows' worth, divisible by the connection or goroutine count.
+func smokeFrames(w *Workload, im Impl) int {
+	switch {
+	case w.Name == "echo1m":
+		return 3 * bigWindow
+	case w.Name == "pingpong":
+		return 50
+	case w.Name == "echo64x64" || im.Key == "framed-request":
+		return echoConns * 8
+	case w.Name == "writers8":
+		return writerCount * 200
+	}
+	return 5 * window
+}
+
+// TestWorkloads runs every workload over every implementation with a few
+// frames, comparing each echoed payload byte for byte and each sink's
+// count with the frames sent.
+func TestWorkloads(t *testing.T) {
+	checkAll = true
+	t.Cleanup(func() { checkAll = false })
+	for _, w := range workloads() {
+		for _, im := range w.Impls {
+			t.Run(w.Name+"/"+im.Key, func(t *testing.T) {
+				s, err := w.open(w, im, time.Now().Add(10*time.Second))
+				require.NoError(t, err)
+				n := smokeFrames(w, im)
+				// Two batches: frames left in flight by the first must
+				// carry over into the second.
+				require.NoError(t, s.batch(n/2))
+				require.NoError(t, s.batch(n-n/2))
+				frames, end, err := s.finish()
+				require.NoError(t, err)
+				assert.Equal(t, int64(n), frames, "frames received")
+				assert.False(t, end.IsZero(), "end time")
+				if ls, ok := s.(latencySession); ok && w.LowerIsBetter {
+					assert.Len(t, ls.latencies(), n, "round trips timed")
+				}
+				if wc, ok := s.(writeCounter); ok {
+					assert.Positive(t, wc.writeCalls(), "Write calls counted")
+				}
+				assert.NoError(t, s.close())
+			})
+		}
+	}
+}
+
+// TestIdleMemory checks the idle measurement on a few connections: a raw
+// server with 64 KiB bufio buffers must cost more than those 128 KiB per
+// connection, and one with 4 KiB buffers less than 64 KiB.
+func TestIdleMemory(t *testing.T) {
+	for _, row := range idleRows() {
+		t.Run(strings.ReplaceAll(row.Name, " ", "_"), func(t *testing.T) {
+			perConn, err := measureIdle(row, 50)
+			require.NoError(t, err)
+			switch row.Name {
+			case "raw, bufio 64 KiB":
+				assert.Greater(t, perConn, 128.0*1024, "bytes per connection")
+			case "raw, bufio 4 KiB":
+				assert.Less(t, perConn, 64.0*1024, "bytes per connection")
+			}
+		})
+	}
+}
+
+// TestServerAllocs checks the allocation measurement: the naive server
+// allocates three slices per echoed frame, the raw one none.
+func TestServerAllocs(t *testing.T) {
+	tests := []struct {
+		give     Impl
+		min, max float64
+	}{
+		{rawImpl(), -0.05, 0.05},
+		{naiveImpl(), 2.9, 3.1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give.Key, func(t *testing.T) {
+			perFrame, err := measureAllocs(tt.give, 1<<20, time.Millisecond)
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, perFrame, tt.min, "allocations per frame of %s", tt.give.Name)
+			assert.LessOrEqual(t, perFrame, tt.max, "allocations per frame of %s", tt.give.Name)
+		})
+	}
+}
+
+// TestProgram runs the whole program briefly and checks that the table
+// has a row for every workload and the targets.
+func TestProgram(t *testing.T) {
+	var out bytes.Buffer
+	err := runMain([]string{"-reps", "1", "-dur", "5ms", "-idle-conns", "20", "-only", "oneway64,pingpong,writers8,idle,allocs"}, &out, io.Discard)
+	require.NoError(t, err)
+	for _, want := range []string{"Machine: go", "one-way 64 B", "ping-pong 64 B", "8 goroutines", "Memory per idle connection", "allocations per 64 B echo frame", "targets of issue 6"} {
+		assert.Contains(t, out.String(), want)
+	}
+	assert.NotContains(t, out.String(), "Failed runs")
+}
+
+func TestProgramFlags(t *testing.T) {
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{[]string{"-only", "nosuch"}, `unknown workload "nosuch"`},
+		{[]string{"-reps", "0"}, "must be positive"},
+	}
+	for _, tt := range tests {
+		err := runMain(tt.give, io.Discard, io.Discard)
+		require.Error(t, err, "args %q", tt.give)
+		assert.Contains(t, err.Error(), tt.want, "args %q", tt.give)
+	}
+}
