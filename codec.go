@@ -159,6 +159,11 @@ type Reader struct {
 	wait func() error
 	r, w int
 
+	// next is the header of a whole frame at buf[r:], found by
+	// frameBuffered, so that ReadFrame need not parse it again.
+	next   struct{ n, hlen int }
+	nextOK bool
+
 	big    []byte // a frame too large for buf, as it arrives
 	bigLen int    // the length of the frame in big, 0 when none is pending
 }
@@ -223,6 +228,12 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	}
 	if r.bigLen > 0 {
 		return r.readBig()
+	}
+	if r.nextOK {
+		r.nextOK = false
+		start, end := r.r+r.next.hlen, r.r+r.next.hlen+r.next.n
+		r.r = end
+		return r.buf[start:end:end], nil
 	}
 	for {
 		n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
@@ -348,8 +359,15 @@ func (r *Reader) frameBuffered() bool {
 	if r.err != nil || r.bigLen > 0 {
 		return false
 	}
+	if r.nextOK {
+		return true
+	}
 	n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
-	return err == nil && r.r+hlen+n <= r.w
+	if err != nil || r.r+hlen+n > r.w {
+		return false
+	}
+	r.next.n, r.next.hlen, r.nextOK = n, hlen, true
+	return true
 }
 
 // DefaultWriteBufferSize is the size of a [Writer]'s buffer.

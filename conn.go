@@ -89,6 +89,9 @@ type Conn struct {
 	waiters  int
 	changed  chan struct{} // closed when the write side's state changes
 
+	iov  [2][]byte   // a large frame's write: the queue, then the payload
+	bufs net.Buffers // iov, as WriteTo consumes it
+
 	framesOut int64 // frames for which WriteFrame returned, or will return, nil
 	bytesOut  int64 // bytes written, or being written, to the network
 }
@@ -400,8 +403,13 @@ func (c *Conn) write(q, p []byte) (int64, error) {
 		n, err := c.nc.Write(q)
 		return int64(n), err
 	}
-	bufs := net.Buffers{q, p}
-	return bufs.WriteTo(c.nc)
+	// Only the goroutine that is flushing uses c.iov and c.bufs: kept in
+	// the Conn, they cost no allocation per large frame.
+	c.iov = [2][]byte{q, p}
+	c.bufs = c.iov[:]
+	n, err := c.bufs.WriteTo(c.nc)
+	c.iov, c.bufs = [2][]byte{}, nil // keep no reference to the caller's p
+	return n, err
 }
 
 // counts returns the frames WriteFrame has accepted and the bytes read from

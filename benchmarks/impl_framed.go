@@ -12,13 +12,16 @@ import (
 
 // framedImpl is the library under test through its public API: a
 // framed.Server (EchoHandler, or a handler that checks and drops each
-// frame) and, on the client side, a framed.Conn: WriteFrame for each frame,
-// Flush when the client would otherwise wait, ReadFrame for replies.
+// frame) and, on the client side, the streaming API a single goroutine
+// uses to pipeline: a framed.Writer (WriteFrame for each frame, Flush when
+// the client would otherwise wait) and a framed.Reader for replies.
+// framed.Conn's WriteFrame, made for many writers, sends at once instead;
+// the 8-writer and Client.Request rows measure it.
 func framedImpl() Impl {
 	return Impl{
 		Name:  "framed",
 		Key:   "framed",
-		Note:  "framed.Server + framed.Conn (NewConn: WriteFrame, Flush, ReadFrame)",
+		Note:  "framed.Server + framed.NewWriter/NewReader on the client (WriteFrame, Flush, ReadFrame)",
 		Serve: serveFramed,
 		Dial:  dialFramed,
 	}
@@ -81,23 +84,33 @@ func (s *framedServer) Close() error {
 	return s.closeErr
 }
 
-type framedClient struct{ c *framed.Conn }
+type framedClient struct {
+	nc net.Conn
+	rd *framed.Reader
+	wr *framed.Writer
+}
 
 func dialFramed(addr string) (Client, error) {
 	nc, err := dialTCP(addr)
 	if err != nil {
 		return nil, err
 	}
-	return framedClient{framed.NewConn(nc, framed.ConnConfig{})}, nil
+	return framedClient{nc, framed.NewReader(nc, framed.Format{}), framed.NewWriter(nc, framed.Format{})}, nil
 }
 
-func (c framedClient) WriteFrame(p []byte) error     { return c.c.WriteFrame(p) }
-func (c framedClient) Flush() error                  { return c.c.Flush() }
-func (c framedClient) ReadFrame() ([]byte, error)    { return c.c.ReadFrame() }
-func (c framedClient) Buffered() int                 { return c.c.Buffered() }
-func (c framedClient) SetDeadline(t time.Time) error { return c.c.SetDeadline(t) }
-func (c framedClient) CloseWrite() error             { return c.c.CloseWrite() }
-func (c framedClient) Close() error                  { return c.c.Close() }
+func (c framedClient) WriteFrame(p []byte) error     { return c.wr.WriteFrame(p) }
+func (c framedClient) Flush() error                  { return c.wr.Flush() }
+func (c framedClient) ReadFrame() ([]byte, error)    { return c.rd.ReadFrame() }
+func (c framedClient) Buffered() int                 { return c.rd.Buffered() }
+func (c framedClient) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+func (c framedClient) Close() error                  { return c.nc.Close() }
+
+func (c framedClient) CloseWrite() error {
+	if err := c.wr.Flush(); err != nil {
+		return err
+	}
+	return c.nc.(*net.TCPConn).CloseWrite()
+}
 
 // framedServerName is a diagnostic row: framed's server with the raw
 // client, which tells the server's share of a framed row from the client's.
