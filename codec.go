@@ -208,7 +208,55 @@ func (r *Reader) releaseBuf() {
 		readBufPool.Put(r.bufp)
 	}
 	r.buf, r.bufp, r.r, r.w = nil, nil, 0, 0
+	putBig(r.big)
 	r.big = nil
+}
+
+// bigPools hold the large-frame buffers of idle Readers by size class: pool
+// k holds buffers of at least growChunk<<k bytes, up to DefaultMaxFrameSize.
+// A connection that receives large frames with pauses between them reuses
+// a buffer instead of growing a new one for every frame, and an idle one
+// pins none. A Reader takes a pooled buffer only if it exists already, so
+// memory still follows the bytes received.
+var bigPools [7]sync.Pool
+
+// bigClass returns the pool for buffers of at least n bytes, for taking
+// (up) or for giving back a buffer of capacity n (down); ok is false when
+// no pool fits.
+func bigClass(n int, up bool) (k int, ok bool) {
+	for k = range bigPools {
+		size := growChunk << k
+		if up && size >= n {
+			return k, true
+		}
+		if !up && (size > n) {
+			return k - 1, k > 0
+		}
+	}
+	if up {
+		return 0, false
+	}
+	return len(bigPools) - 1, true
+}
+
+func getBig(n int) []byte {
+	if k, ok := bigClass(n, true); ok {
+		if b, _ := bigPools[k].Get().(*[]byte); b != nil {
+			return (*b)[:0]
+		}
+	}
+	return nil
+}
+
+func putBig(b []byte) {
+	if cap(b) < growChunk || cap(b) > 2*DefaultMaxFrameSize {
+		return
+	}
+	if k, ok := bigClass(cap(b), false); ok {
+		p := new([]byte) // only here, so that small frames never allocate
+		*p = b
+		bigPools[k].Put(p)
+	}
 }
 
 // ReadFrame reads the next frame and returns its payload. The slice is
@@ -268,6 +316,12 @@ func (r *Reader) startBig(n int) ([]byte, error) {
 	have := r.buf[r.r:r.w]
 	if cap(r.big) > 2*n+growChunk {
 		r.big = nil // kept from an earlier, much larger frame
+	}
+	if cap(r.big) < n {
+		if b := getBig(n); b != nil {
+			putBig(r.big)
+			r.big = b
+		}
 	}
 	r.big = append(r.big[:0], have...)
 	r.r, r.w = 0, 0
@@ -384,7 +438,9 @@ type Writer struct {
 	f     Format
 	limit int
 	buf   []byte
-	err   error // sticky: a write failed
+	err   error       // sticky: a write failed
+	iov   [2][]byte   // a large frame's write: the buffer, then the payload
+	bufs  net.Buffers // iov, as WriteTo consumes it
 }
 
 // NewWriter returns a Writer of frames of format f to w.
@@ -424,8 +480,10 @@ func (w *Writer) WriteFrame(p []byte) error {
 		}
 	}
 	w.buf = w.f.appendHeader(w.buf, len(p))
-	bufs := net.Buffers{w.buf, p}
-	n, err := bufs.WriteTo(w.dst)
+	w.iov = [2][]byte{w.buf, p}
+	w.bufs = w.iov[:] // kept in the Writer, so the write does not allocate
+	n, err := w.bufs.WriteTo(w.dst)
+	w.iov, w.bufs = [2][]byte{}, nil // keep no reference to p
 	if err == nil && n < int64(len(w.buf)+len(p)) {
 		err = io.ErrShortWrite
 	}
