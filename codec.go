@@ -134,9 +134,13 @@ func noEOF(err error) error {
 	return err
 }
 
-// DefaultReadBufferSize is the size of a [Reader]'s buffer. Frames that fit
-// in it are returned as slices of it, with no copy; larger ones are gathered
-// in a separate buffer that grows as their bytes arrive.
+// DefaultReadBufferSize is the size of a [Reader]'s buffer to begin with.
+// Frames that fit in the buffer are returned as slices of it, with no
+// copy; larger ones are gathered in a separate buffer that grows as their
+// bytes arrive. When reads fill the buffer the stream is busy, and the
+// Reader moves to a 64 KiB buffer, so that it reads more per system call.
+// A [Conn] waiting for the next frame gives its buffer back to a pool and
+// holds none.
 const DefaultReadBufferSize = 16 << 10
 
 // Reader reads frames from a stream. It reads ahead: one read of the
@@ -151,8 +155,8 @@ type Reader struct {
 	err   error // sticky: the stream cannot go on
 
 	buf  []byte  // buffered bytes are buf[r:w]; nil while idle
-	bufp *[]byte // buf's pool entry, when it came from readBufPool
-	size int     // len(buf) once allocated
+	bufp *[]byte // buf's pool entry, when it came from a read buffer pool
+	size int     // len(buf) when first allocated
 	// wait, when not nil, reads at least one byte from the source into an
 	// empty buffer, taking the buffer only once bytes have arrived, so that
 	// an idle Reader waits without holding one.
@@ -182,12 +186,41 @@ func newReaderSize(r io.Reader, f Format, size int) *Reader {
 	return rd
 }
 
-// readBufPool holds the read buffers of idle Readers of the default size,
-// so that thousands of idle connections do not pin 16 KiB each.
-var readBufPool = sync.Pool{New: func() any {
-	b := make([]byte, DefaultReadBufferSize)
-	return &b
-}}
+// busyReadBufferSize is the buffer a Reader of the default size moves to
+// when one read fills its buffer: the stream is busy, and larger reads
+// mean fewer system calls. It goes back to the smaller size when idle.
+const busyReadBufferSize = 64 << 10
+
+// readBufPool and busyReadBufPool hold the read buffers of idle Readers of
+// the default size, so that thousands of idle connections pin none.
+var (
+	readBufPool = sync.Pool{New: func() any {
+		b := make([]byte, DefaultReadBufferSize)
+		return &b
+	}}
+	busyReadBufPool = sync.Pool{New: func() any {
+		b := make([]byte, busyReadBufferSize)
+		return &b
+	}}
+)
+
+// putBuf gives a pooled read buffer back to its pool.
+func putBuf(bp *[]byte) {
+	if len(*bp) == busyReadBufferSize {
+		busyReadBufPool.Put(bp)
+	} else {
+		readBufPool.Put(bp)
+	}
+}
+
+// growBusy moves the buffered bytes to a busy-sized buffer.
+func (r *Reader) growBusy() {
+	bp := busyReadBufPool.Get().(*[]byte)
+	r.w = copy(*bp, r.buf[r.r:r.w])
+	r.r = 0
+	putBuf(r.bufp)
+	r.bufp, r.buf = bp, *bp
+}
 
 // getBuf gives the Reader its buffer.
 func (r *Reader) getBuf() {
@@ -205,7 +238,7 @@ func (r *Reader) releaseBuf() {
 		return
 	}
 	if r.bufp != nil {
-		readBufPool.Put(r.bufp)
+		putBuf(r.bufp)
 	}
 	r.buf, r.bufp, r.r, r.w = nil, nil, 0, 0
 	putBig(r.big)
@@ -294,7 +327,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 				}
 				return p, nil
 			}
-			if hlen+n > r.size {
+			if hlen+n > len(r.buf) {
 				r.r += hlen
 				return r.startBig(n)
 			}
@@ -328,7 +361,7 @@ func (r *Reader) startBig(n int) ([]byte, error) {
 	if r.bufp != nil {
 		// The frame is read straight into r.big: a peer that stalls in
 		// it holds no read buffer.
-		readBufPool.Put(r.bufp)
+		putBuf(r.bufp)
 		r.buf, r.bufp = nil, nil
 	}
 	r.bigLen = n
@@ -348,10 +381,12 @@ func (r *Reader) readBig() ([]byte, error) {
 // fill reads more bytes into the buffer, first moving what is buffered to
 // its front if the end is full.
 func (r *Reader) fill() error {
-	if r.buf == nil {
+	switch {
+	case r.buf == nil:
 		r.getBuf()
-	}
-	if r.r > 0 && (r.w == len(r.buf) || r.r == r.w) {
+	case r.w == len(r.buf) && r.bufp != nil && len(r.buf) < busyReadBufferSize:
+		r.growBusy() // reads fill the buffer: the stream is busy
+	case r.r > 0 && (r.w == len(r.buf) || r.r == r.w):
 		r.w = copy(r.buf, r.buf[r.r:r.w])
 		r.r = 0
 	}

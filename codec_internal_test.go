@@ -43,3 +43,33 @@ func TestReaderReleasesBigBuffer(t *testing.T) {
 	read(20 << 10)
 	assert.LessOrEqual(t, cap(r.big), 2*(20<<10)+growChunk, "big-frame buffer after a 1 MiB frame, then a 20 KiB one")
 }
+
+// TestReaderGrowsWhenBusy checks that a Reader whose reads fill its buffer
+// moves to the busy size, and that one made with another size keeps it.
+func TestReaderGrowsWhenBusy(t *testing.T) {
+	var stream []byte
+	for range 2000 {
+		var err error
+		stream, err = AppendFrame(stream, make([]byte, 60))
+		require.NoError(t, err)
+	}
+	tests := []struct {
+		name string
+		give int
+		want int
+	}{
+		{"default size", DefaultReadBufferSize, busyReadBufferSize},
+		{"custom size", 4096, 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReaderSize(bytes.NewReader(stream), Format{}, tt.give)
+			for i := range 2000 {
+				p, err := r.ReadFrame()
+				require.NoError(t, err, "frame %d", i)
+				require.Len(t, p, 60, "frame %d", i)
+			}
+			assert.Len(t, r.buf, tt.want, "buffer after a busy stream")
+		})
+	}
+}
