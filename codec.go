@@ -459,8 +459,10 @@ func (r *Reader) frameBuffered() bool {
 	return true
 }
 
-// DefaultWriteBufferSize is the size of a [Writer]'s buffer.
-const DefaultWriteBufferSize = 16 << 10
+// DefaultWriteBufferSize is the size of a [Writer]'s buffer: 64 KiB, as a
+// well-written bufio loop uses, so a stream of small frames takes one
+// write per 64 KiB.
+const DefaultWriteBufferSize = 64 << 10
 
 // Writer writes frames to a stream through a buffer, so that many small
 // frames go out in one write. Call Flush to send what is buffered. A payload
