@@ -168,7 +168,9 @@ type Server struct {
 	// ConnState, when not nil, is called with [StateNew] and then
 	// [StateClosed], each exactly once, for every connection the Server
 	// serves. It runs on the connection's goroutine and must not call
-	// Shutdown or Close, which wait for that goroutine.
+	// Shutdown or Close, which wait for that goroutine. The connection
+	// counts in ServerStats.Active until just after the StateClosed call
+	// returns.
 	ConnState func(*Conn, ConnState)
 
 	// BaseContext, when not nil, returns the context from which the
