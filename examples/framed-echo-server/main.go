@@ -34,12 +34,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		log.Fatal(err)
 	}
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("framed-echo-server", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "framed-echo-server echoes every frame it receives, with limits on frame size, time and connections.\n\nUsage: go run ./examples/framed-echo-server [flags]\n")
+		fs.PrintDefaults()
+	}
 	addr := fs.String("addr", "127.0.0.1:8888", "address to listen on")
 	maxFrame := fs.Int("max-frame", framed.DefaultMaxFrameSize, "largest frame accepted, in bytes")
 	maxConns := fs.Int("max-conns", 10000, "most connections served at once")

@@ -27,6 +27,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		log.Fatal(err)
 	}
 }
@@ -35,7 +38,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("http-client", flag.ContinueOnError)
 	timeout := fs.Duration("timeout", 10*time.Second, "how long the whole request may take")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: http-client [-timeout d] URL")
+		fmt.Fprint(fs.Output(), "http-client fetches a URL and prints its body, with a timeout and a 10 MiB cap.\n\nUsage: go run ./examples/http-client [flags] URL\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

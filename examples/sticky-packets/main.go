@@ -35,12 +35,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		log.Fatal(err)
 	}
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sticky-packets", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "sticky-packets shows 20 messages merging over plain TCP and arriving whole over frames.\n\nUsage: go run ./examples/sticky-packets [flags]\n")
+		fs.PrintDefaults()
+	}
 	addr := fs.String("addr", "127.0.0.1:0", "loopback address for the demo (port 0: any free port)")
 	n := fs.Int("n", 20, "number of messages the client sends")
 	if err := fs.Parse(args); err != nil {

@@ -31,12 +31,19 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		log.Fatal(err)
 	}
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("udp-echo-client", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "udp-echo-client sends each line of standard input as a UDP datagram; q quits.\n\nUsage: go run ./examples/udp-echo-client [flags]\n")
+		fs.PrintDefaults()
+	}
 	addr := fs.String("addr", "127.0.0.1:8888", "UDP address of the echo server")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for each reply")
 	if err := fs.Parse(args); err != nil {
