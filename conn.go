@@ -22,7 +22,10 @@ const DefaultMaxPendingBytes = 256 << 10
 // copying it into the queue.
 const directWriteSize = 64 << 10
 
-// keepQueueCap is the largest write queue a Conn keeps between bursts.
+// keepQueueCap is the largest write queue a Conn keeps while it waits for
+// its next frame. While writes go on it keeps its queues up to twice
+// MaxPendingBytes, so a busy Conn does not grow a new queue for every
+// write.
 const keepQueueCap = 64 << 10
 
 // errWriteClosed is returned by writes after CloseWrite.
@@ -183,6 +186,7 @@ func (c *Conn) waitFrame(idle, frame time.Duration) error {
 	if c.rd.Buffered() > 0 {
 		return nil
 	}
+	c.releaseQueue()
 	if idle != 0 || frame != 0 {
 		if err := c.nc.SetReadDeadline(deadline(idle)); err != nil {
 			return c.readErr(err)
@@ -339,6 +343,21 @@ func (c *Conn) flushLocked() error {
 	return c.werr
 }
 
+// releaseQueue drops large write queue buffers while nothing is being
+// written, so that a connection waiting for its next frame pins none.
+func (c *Conn) releaseQueue() {
+	c.mu.Lock()
+	if !c.flushing && len(c.queue) == 0 {
+		if cap(c.queue) > keepQueueCap {
+			c.queue = nil
+		}
+		if cap(c.spare) > keepQueueCap {
+			c.spare = nil
+		}
+	}
+	c.mu.Unlock()
+}
+
 // setCorked makes writes queue without flushing until Flush, or stops
 // that. The server corks a connection while it serves frames that arrived
 // together, so their replies share one write.
@@ -368,8 +387,8 @@ func (c *Conn) drainLocked(p []byte) {
 		p = nil
 		c.mu.Lock()
 		c.bytesOut -= size - n
-		if cap(q) <= keepQueueCap {
-			c.spare = q[:0]
+		if cap(q) <= 2*c.maxPending+directWriteSize {
+			c.spare = q[:0] // busy: keep it; releaseQueue drops it when idle
 		}
 		if err != nil {
 			c.failWriteLocked(fmt.Errorf("framed: write: %w", err))
