@@ -95,7 +95,7 @@ func frameSize(rng *rand.Rand) int {
 // Every byte of every frame and reply is checked.
 func TestServerPooledBuffersStress(t *testing.T) {
 	conns, rounds := 16, 20
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		conns, rounds = 8, 10
 	}
 	h := &checkingHandler{}
