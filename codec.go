@@ -272,10 +272,22 @@ func bigClass(n int, up bool) (k int, ok bool) {
 	return len(bigPools) - 1, true
 }
 
+// getBig returns a pooled buffer of capacity at least n, or nil. It looks
+// in the class of buffers sure to fit, then in the class below, where a
+// buffer given back after a frame of this same size lands unless n is a
+// class size: so frames of any one size reuse their buffer.
 func getBig(n int) []byte {
 	if k, ok := bigClass(n, true); ok {
 		if b, _ := bigPools[k].Get().(*[]byte); b != nil {
 			return (*b)[:0]
+		}
+	}
+	if k, ok := bigClass(n, false); ok {
+		if b, _ := bigPools[k].Get().(*[]byte); b != nil {
+			if cap(*b) >= n {
+				return (*b)[:0]
+			}
+			bigPools[k].Put(b) // too small for this frame
 		}
 	}
 	return nil

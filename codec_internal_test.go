@@ -2,6 +2,7 @@ package framed
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -71,5 +72,39 @@ func TestReaderGrowsWhenBusy(t *testing.T) {
 			}
 			assert.Len(t, r.buf, tt.want, "buffer after a busy stream")
 		})
+	}
+}
+
+// TestBigPoolClasses checks that a pooled large-frame buffer always fits
+// the frame it is taken for, and that a buffer given back after a frame
+// is reused for a frame of the same size, whatever that size.
+func TestBigPoolClasses(t *testing.T) {
+	for k := range bigPools {
+		for bigPools[k].Get() != nil { // start from empty pools
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		putBig(make([]byte, growChunk+rng.IntN(2*DefaultMaxFrameSize)))
+		n := 1 + rng.IntN(DefaultMaxFrameSize)
+		if b := getBig(n); b != nil {
+			require.GreaterOrEqual(t, cap(b), n, "getBig(%d)", n)
+			require.Zero(t, len(b), "getBig(%d)", n)
+		}
+	}
+	for k := range bigPools {
+		for bigPools[k].Get() != nil {
+		}
+	}
+	for _, n := range []int{growChunk, growChunk + 1, 1_000_000, 1 << 20, 1<<20 + 1, 3 << 20, DefaultMaxFrameSize} {
+		hits := 0
+		for range 20 { // sync.Pool may drop a buffer now and then, above all under -race
+			putBig(make([]byte, n))
+			if b := getBig(n); b != nil {
+				require.GreaterOrEqual(t, cap(b), n)
+				hits++
+			}
+		}
+		assert.Greater(t, hits, 5, "buffers of %d bytes reused", n)
 	}
 }

@@ -23,10 +23,18 @@ type idleRead struct {
 }
 
 // idleReader returns the Reader's wait function for c, or nil when c is
-// not a plain socket (TLS, net.Pipe), which is then read as usual.
+// not a plain socket (TLS, net.Pipe), which is then read as usual. Only
+// the net package's own socket types qualify: a wrapper that embeds one
+// has its SyscallConn but may have its own Read, with bytes buffered or
+// transformed, which reading the socket directly would skip.
 func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
 		return nil
 	}
 	rc, err := sc.SyscallConn()
