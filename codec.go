@@ -139,8 +139,9 @@ func noEOF(err error) error {
 // copy; larger ones are gathered in a separate buffer that grows as their
 // bytes arrive. When reads fill the buffer the stream is busy, and the
 // Reader moves to a 64 KiB buffer, so that it reads more per system call.
-// A [Conn] waiting for the next frame gives its buffer back to a pool and
-// holds none.
+// On Unix, a [Conn] over a plain TCP or Unix socket that waits for the
+// next frame gives its buffer back to a pool and holds none; over TLS,
+// net.Pipe or on other systems it keeps its buffer.
 const DefaultReadBufferSize = 16 << 10
 
 // Reader reads frames from a stream. It reads ahead: one read of the
