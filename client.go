@@ -32,8 +32,9 @@ type Dialer struct {
 	Timeout time.Duration
 
 	// KeepAlive is the interval of TCP keep-alive probes, as in
-	// [net.Dialer]: zero means the system default (15 seconds), and a
-	// negative value turns keep-alives off.
+	// [net.Dialer]: zero means the net package's default (currently 15
+	// seconds, not the system's), and a negative value turns keep-alives
+	// off.
 	KeepAlive time.Duration
 
 	// TLSConfig, when not nil, makes Dial use TLS. An empty ServerName is
