@@ -44,8 +44,9 @@
 //     with the lifecycle of net/http's Server: Serve, Shutdown, Close.
 //   - [Dial] connects a [Client], which sends, receives, and makes
 //     pipelined requests.
-//   - [UDPServer] and [ExchangeUDP] are small, safe UDP echo helpers; the
-//     httpx subpackage does the same for HTTP.
+//   - [UDPServer] answers datagrams (it echoes them by default) and
+//     [ExchangeUDP] sends one and waits for the reply; the httpx
+//     subpackage has a server and a client with limits set for HTTP.
 //
 // # Limits
 //
