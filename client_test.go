@@ -189,6 +189,26 @@ func TestDialTLSHandshakeContext(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second)
 }
 
+// TestDialerTimeout checks that Dialer.Timeout bounds the TLS handshake
+// on its own, well before the ctx's own, later deadline.
+func TestDialerTimeout(t *testing.T) {
+	addr := startTestPeer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	_, clientTLS := testTLSConfigs(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second) // only a safety net
+	defer cancel()
+	start := time.Now()
+	c, err := (&framed.Dialer{Timeout: 100 * time.Millisecond, TLSConfig: clientTLS}).Dial(ctx, addr)
+	took := time.Since(start)
+	require.Error(t, err)
+	assert.Nil(t, c)
+	var ne net.Error
+	assert.True(t, errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded),
+		"a timeout error, got %v", err)
+	assert.GreaterOrEqual(t, took, 100*time.Millisecond, "returned before the timeout")
+	assert.Less(t, took, 2*time.Second, "returned long after the timeout")
+}
+
 func TestClientTLS(t *testing.T) {
 	serverTLS, clientTLS := testTLSConfigs(t)
 	addr := startTestPeerTLS(t, serverTLS, echoFrames(framed.Format{}, 0, nil))
