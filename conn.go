@@ -243,19 +243,13 @@ func (c *Conn) WriteFrame(p []byte) error {
 		}
 		if len(p) >= directWriteSize {
 			if !c.flushing {
-				n := len(c.queue)
-				c.queue = c.f.appendHeader(c.queue, len(p))
-				c.queued += int64(len(c.queue) - n)
-				c.framesOut++
+				c.enqueueLocked(p, true) // the payload goes out from p
 				counted = true
 				c.drainLocked(p)
 				break
 			}
 		} else if len(c.queue) == 0 || len(c.queue)+need <= c.maxPending {
-			n := len(c.queue)
-			c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
-			c.queued += int64(len(c.queue) - n)
-			c.framesOut++
+			c.enqueueLocked(p, false)
 			counted = true
 			if !c.flushing && !c.corked {
 				c.drainLocked(nil)
@@ -312,11 +306,21 @@ func (c *Conn) queueFrame(ctx context.Context, p []byte, admit func() error) (id
 	if err := admit(); err != nil {
 		return false, err
 	}
+	c.enqueueLocked(p, false)
+	return !c.flushing, nil
+}
+
+// enqueueLocked appends p's header to the queue, and p itself unless
+// headerOnly (a large payload written from p by drainLocked), and counts
+// the frame.
+func (c *Conn) enqueueLocked(p []byte, headerOnly bool) {
 	n := len(c.queue)
-	c.queue = append(c.f.appendHeader(c.queue, len(p)), p...)
+	c.queue = c.f.appendHeader(c.queue, len(p))
+	if !headerOnly {
+		c.queue = append(c.queue, p...)
+	}
 	c.queued += int64(len(c.queue) - n)
 	c.framesOut++
-	return !c.flushing, nil
 }
 
 // Flush waits until every frame queued so far is written, the write
