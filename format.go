@@ -159,6 +159,15 @@ func (f Format) appendHeader(dst []byte, n int) []byte {
 	}
 }
 
+// appendHead appends to dst the bytes of p's frame that go before the part
+// of p written as it is, and returns that part. With the header in front
+// of the payload, that is the header and all of p. Writers that send a
+// large p without copying it use appendHead for what precedes it; the
+// caller has checked p against the limit.
+func (f Format) appendHead(dst, p []byte) (head, body []byte) {
+	return f.appendHeader(dst, len(p)), p
+}
+
 // errNeedMore is parseHeader's signal that b holds only part of a header.
 var errNeedMore = errors.New("framed: need more header bytes")
 
