@@ -168,6 +168,15 @@ func (f Format) appendHead(dst, p []byte) (head, body []byte) {
 	return f.appendHeader(dst, len(p)), p
 }
 
+// checkWrite reports whether a frame of n bytes can be written with limit:
+// nil, or a [*FrameTooLargeError].
+func (f Format) checkWrite(n, limit int) error {
+	if n > limit {
+		return &FrameTooLargeError{Size: uint64(n), Limit: limit}
+	}
+	return nil
+}
+
 // errNeedMore is parseHeader's signal that b holds only part of a header.
 var errNeedMore = errors.New("framed: need more header bytes")
 
