@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -19,10 +18,21 @@ var (
 	// so a frame taken by Receive would put every later reply out of step.
 	ErrReceiveWithRequest = errors.New("framed: Receive and Request used on one Client")
 
+	// ErrOutOfStep is returned, wrapped, by every pending and later
+	// [Client.Request] once the Client can no longer tell which reply
+	// answers which request: the replies owed to Requests whose context
+	// ended did not come within the Dialer's LateReplyTimeout. The Client
+	// has closed the connection.
+	ErrOutOfStep = errors.New("framed: replies out of step with requests")
+
 	errClientClosed    = fmt.Errorf("framed: Client closed: %w", net.ErrClosed)
 	errPeerClosed      = fmt.Errorf("framed: connection closed by peer: %w", io.ErrUnexpectedEOF)
 	errUnexpectedFrame = errors.New("framed: frame received with no Request waiting for it")
 )
+
+// DefaultLateReplyTimeout is how long a [Client] waits for the replies of
+// Requests whose context ended, when [Dialer].LateReplyTimeout is zero.
+const DefaultLateReplyTimeout = 10 * time.Second
 
 // Dialer holds options for dialing a [Client]. The zero value dials plain
 // TCP with the default [Format].
@@ -54,6 +64,16 @@ type Dialer struct {
 	// [ConnConfig].MaxPendingBytes does. Zero means
 	// [DefaultMaxPendingBytes].
 	MaxPendingBytes int
+
+	// LateReplyTimeout bounds how long the Client stays in debt: from the
+	// moment a Request gives up on its reply (its context ended) until
+	// every reply owed to such Requests has arrived and been dropped. Past
+	// it, the Client can no longer trust that the next reply answers the
+	// next request, and fails with [ErrOutOfStep]. Zero means
+	// [DefaultLateReplyTimeout]; a negative value fails the Client as soon
+	// as a Request gives up on a reply it is owed, as net/http closes an
+	// HTTP/1 connection whose request was cancelled.
+	LateReplyTimeout time.Duration
 }
 
 // Dial connects to the TCP address addr and returns a [Client] for it. An
@@ -76,11 +96,15 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewClient(NewConn(nc, ConnConfig{
+	c := NewClient(NewConn(nc, ConnConfig{
 		Format:          d.Format,
 		WriteTimeout:    d.WriteTimeout,
 		MaxPendingBytes: d.MaxPendingBytes,
-	})), nil
+	}))
+	if d.LateReplyTimeout != 0 {
+		c.lateReply = d.LateReplyTimeout
+	}
+	return c, nil
 }
 
 // Dial connects to the TCP address addr with the zero [Dialer].
@@ -92,7 +116,8 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // one at a time with Receive, or matched to the frames that asked for them
 // with Request. A Client is used either with Receive or with Request, not
 // both: the first call decides, and the other then returns
-// [ErrReceiveWithRequest].
+// [ErrReceiveWithRequest]. (Both read the same stream: a frame taken by
+// Receive would be a reply some Request never gets.)
 //
 // # Requests
 //
@@ -100,15 +125,27 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // exactly one reply frame, in order. Requests from many goroutines are
 // pipelined on the one connection, and since TCP keeps order, replies are
 // matched to requests first in, first out, with nothing added to the wire.
-// The Client reads replies on a goroutine of its own, started by the first
-// Request, and writes requests on another, so a Request never blocks past
+// A Request writes its frame itself when no other write is in flight and
+// the socket takes it at once; replies are read by a goroutine of the
+// Client's, started by the first Request, so a Request never blocks past
 // its context on the network.
 //
 // A Request whose context ends before its reply returns the context's
-// error at once; its request may already be on the wire, and its reply is
-// then read and dropped, so the stream stays in step. A frame arriving
-// when no Request waits for one breaks that step: the Client closes the
-// connection and fails.
+// error at once. Its request may already be on the wire: the Client then
+// owes that reply a place in the stream, reads it when it comes and drops
+// it, so the stream stays in step. If such replies do not come within
+// [Dialer].LateReplyTimeout, the Client fails with [ErrOutOfStep]. A frame
+// arriving when no Request waits for one also breaks the step: the Client
+// closes the connection and fails.
+//
+// # Send everything, then receive: a deadlock
+//
+// A peer that answers every frame stops reading when its replies are not
+// read, and then a goroutine that sends many frames before it receives any
+// blocks for good. Receive on another goroutine while you send (see the
+// Client example), or use Request. Send and Receive take a context, and a
+// Send that cannot queue its frame in time returns a [*StalledError] that
+// says so.
 //
 // # Errors and closing
 //
@@ -125,19 +162,20 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // sent concurrently never interleave. Concurrent Receive calls take turns,
 // each returning a whole frame.
 type Client struct {
-	conn   *Conn
-	recvMu sync.Mutex // one Receive reads at a time
-	calls  sync.Pool  // of *call, reused once their reply is taken
+	conn      *Conn
+	lateReply time.Duration
+	recvMu    sync.Mutex // one Receive reads at a time
+	calls     sync.Pool  // of *call, reused once their reply is taken
 
-	mu      sync.Mutex
-	mode    clientMode
-	pending callQueue // Requests waiting for replies, oldest first
-	err     error     // why Requests fail; set once
-	closed  bool
-	kick    chan struct{} // wakes the writer
-	quit    chan struct{} // stops the writer
+	mu        sync.Mutex
+	mode      clientMode
+	pending   callQueue // Requests waiting for replies, oldest first
+	owed      int       // calls in pending whose caller has gone
+	owedSince time.Time // when owed last went from 0 to 1
+	err       error     // why Requests fail; set once
+	closed    bool
 
-	wg       sync.WaitGroup // the reader and the writer
+	wg       sync.WaitGroup // the reader
 	closing  sync.Once
 	closeErr error // from closing conn
 }
@@ -150,22 +188,50 @@ const (
 	modeRequest
 )
 
-// NewClient returns a Client that sends and receives on c. The Client owns
-// c: closing the Client closes c. Nothing else may read from c.
+// NewClient returns a Client that sends and receives on c, with
+// [DefaultLateReplyTimeout]. The Client owns c: closing the Client closes
+// c. Nothing else may read from c.
 func NewClient(c *Conn) *Client {
-	return &Client{conn: c}
+	return &Client{conn: c, lateReply: DefaultLateReplyTimeout}
 }
 
-// Send sends msg as one frame, as [Conn.WriteFrame] does. With Request,
-// Send is for messages the peer does not answer. A msg longer than the
+// Send sends msg as one frame, as [Conn.WriteFrame] does: it returns once
+// the frame is queued, and frames sent back to back share system calls.
+// msg is copied, whatever its size. With Request, Send is for messages
+// the peer does not answer.
+//
+// A ctx that is done before msg is queued returns ctx's error and sends
+// nothing. When the queue is full because the peer is not reading, Send
+// waits for room until ctx ends or the write deadline passes, and then
+// returns a [*StalledError] (matching [ErrPeerStalled] and ctx's error)
+// with nothing sent; the Client stays usable. A msg longer than the
 // Format's limit is a [*FrameTooLargeError]; nothing is sent and the Client
 // stays usable.
-func (c *Client) Send(msg []byte) error {
-	err := c.conn.WriteFrame(msg)
-	if err != nil && !errors.Is(err, ErrFrameTooLarge) {
-		if failed := c.failure(); failed != nil {
-			return failed
-		}
+func (c *Client) Send(ctx context.Context, msg []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q := &c.conn.q
+	if _, err := q.enqueue(ctx, msg, false, nil); err != nil {
+		return c.writeFailure(err)
+	}
+	q.kickLocked()
+	q.mu.Unlock()
+	return nil
+}
+
+// writeFailure returns the error a Send or Request reports when its frame
+// could not be queued: err itself when the Client stays usable, and
+// otherwise the reason the Client failed.
+func (c *Client) writeFailure(err error) error {
+	if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrPeerStalled) || errors.Is(err, ErrInvalidFormat) {
+		return err
+	}
+	if c.conn.q.failure() != nil {
+		c.fail(err) // the write side has failed
+	}
+	if failed := c.failure(); failed != nil {
+		return failed
 	}
 	return err
 }
@@ -174,9 +240,15 @@ func (c *Client) Send(msg []byte) error {
 // caller's to keep. It returns [io.EOF] when the peer has closed the
 // connection exactly between frames, an error matching [net.ErrClosed]
 // after Close, and [ErrReceiveWithRequest] on a Client used with Request.
+//
+// When ctx ends first, Receive returns ctx's error; the bytes of a frame
+// partly received are kept, and the next Receive goes on with that frame.
 // Other errors are those of [Conn.ReadFrame]; after them the connection is
 // unusable.
-func (c *Client) Receive() ([]byte, error) {
+func (c *Client) Receive(ctx context.Context) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if c.mode == modeRequest {
 		c.mu.Unlock()
@@ -195,22 +267,56 @@ func (c *Client) Receive() ([]byte, error) {
 		// buffered bytes on Close.
 		return nil, errClientClosed
 	}
+	if ctx.Done() != nil && !c.conn.rd.frameBuffered() {
+		defer c.boundRead(ctx)()
+	}
 	p, err := c.conn.ReadFrame()
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	return clone(p), nil
 }
 
+// boundRead makes a read that is about to start end when ctx does, with a
+// read deadline, and returns the function that undoes that.
+func (c *Client) boundRead(ctx context.Context) (undo func()) {
+	if dl, ok := ctx.Deadline(); ok {
+		c.conn.SetReadDeadline(dl)
+	}
+	var mu sync.Mutex
+	finished := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		if !finished {
+			c.conn.SetReadDeadline(aLongTimeAgo)
+		}
+		mu.Unlock()
+	})
+	return func() {
+		stop()
+		mu.Lock()
+		finished = true
+		c.conn.SetReadDeadline(time.Time{})
+		mu.Unlock()
+	}
+}
+
 // Request sends msg as one frame and returns the peer's reply, in a new
 // slice that is the caller's to keep. It is safe to call from many
 // goroutines: their requests are pipelined, and each gets its own reply.
+// msg is copied, whatever its size.
 //
 // A ctx that is done before msg is queued returns ctx's error and sends
-// nothing. A ctx that ends later returns ctx's error at once; the request
-// may have been sent, and its reply will be dropped. A msg longer than the
-// Format's limit is a [*FrameTooLargeError]: nothing is sent and the Client
-// stays usable. Other errors mean the Client has failed; see [Client].
+// nothing; so does a ctx that ends while the queue is full, as a
+// [*StalledError]. A ctx that ends later returns ctx's error at once; the
+// request may have been sent, and its reply will be dropped (see
+// [Client]). A msg longer than the Format's limit is a
+// [*FrameTooLargeError]: nothing is sent and the Client stays usable. Other
+// errors mean the Client has failed; see [Client].
 func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -222,7 +328,8 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if cl == nil {
 		cl = &call{done: make(chan struct{}, 1)}
 	}
-	idle, err := c.conn.queueFrame(ctx, msg, func() error {
+	q := &c.conn.q
+	_, err := q.enqueue(ctx, msg, false, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.err != nil {
@@ -233,38 +340,55 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	})
 	if err != nil {
 		c.calls.Put(cl) // never queued
-		if err != ctx.Err() && !errors.Is(err, ErrFrameTooLarge) && c.conn.closed.Load() {
-			c.fail(err) // the write side has failed
-			err = c.failure()
-		}
-		return nil, err
+		return nil, c.writeFailure(err)
 	}
-	if idle {
-		select {
-		case c.kick <- struct{}{}:
-		default: // the writer is already due to run
-		}
-	}
+	q.tryWriteLocked()
+	q.mu.Unlock()
 
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		cl.abandoned.Store(true)
-		select {
-		case <-cl.done: // the reply came in time after all
-		default:
+		if c.abandon(cl) {
 			return nil, ctx.Err() // cl stays with the reader
 		}
+		<-cl.done // the reader has taken its reply and is handing it over
 	}
 	// The reader is done with cl: reuse it.
 	reply, err := cl.reply, cl.err
-	cl.reply, cl.err = nil, nil
-	cl.abandoned.Store(false)
+	cl.reply, cl.err, cl.taken = nil, nil, false
 	c.calls.Put(cl)
 	return reply, err
 }
 
-// startRequests starts the reader and the writer on the first Request.
+// abandon marks cl, whose caller's ctx has ended, as owed a reply that
+// will be dropped, unless the reader has taken it already. It reports
+// whether cl was abandoned.
+func (c *Client) abandon(cl *call) bool {
+	c.mu.Lock()
+	if cl.taken {
+		c.mu.Unlock()
+		return false
+	}
+	cl.abandoned = true
+	c.owed++
+	if c.owed > 1 || c.err != nil {
+		c.mu.Unlock()
+		return true
+	}
+	if c.lateReply < 0 {
+		c.mu.Unlock()
+		c.fail(fmt.Errorf("%w: a Request gave up on its reply", ErrOutOfStep))
+		return true
+	}
+	// In debt from now on: the reader's read ends at the bound, and the
+	// reader fails the Client if the debt is still there.
+	c.owedSince = time.Now()
+	c.conn.SetReadDeadline(c.owedSince.Add(c.lateReply))
+	c.mu.Unlock()
+	return true
+}
+
+// startRequests starts the reader on the first Request.
 func (c *Client) startRequests() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -277,11 +401,8 @@ func (c *Client) startRequests() error {
 		return nil
 	}
 	c.mode = modeRequest
-	c.kick = make(chan struct{}, 1)
-	c.quit = make(chan struct{})
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.readReplies()
-	go c.writeRequests()
 	return nil
 }
 
@@ -292,20 +413,56 @@ func (c *Client) readReplies() {
 	for {
 		p, err := c.conn.ReadFrame()
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				if err := c.checkDebt(); err != nil {
+					c.fail(err)
+					return
+				}
+				continue // the debt was paid meanwhile: read on
+			}
 			c.fail(c.readFailure(err))
 			return
 		}
 		c.mu.Lock()
 		cl, ok := c.pending.pop()
-		c.mu.Unlock()
 		if !ok {
+			c.mu.Unlock()
 			c.fail(errUnexpectedFrame)
 			return
 		}
-		if !cl.abandoned.Load() {
+		cl.taken = true
+		abandoned := cl.abandoned
+		if abandoned {
+			c.owed--
+			cl.abandoned, cl.taken = false, false
+			if c.owed == 0 {
+				c.conn.SetReadDeadline(time.Time{}) // out of debt
+			}
+		}
+		c.mu.Unlock()
+		if abandoned {
+			c.calls.Put(cl)
+		} else {
 			cl.finish(clone(p), nil)
 		}
+		if err := c.checkDebt(); err != nil {
+			c.fail(err)
+			return
+		}
 	}
+}
+
+// checkDebt returns [ErrOutOfStep], wrapped, when replies owed to
+// abandoned Requests have been owed for longer than LateReplyTimeout.
+func (c *Client) checkDebt() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.owed == 0 || time.Since(c.owedSince) < c.lateReply {
+		return nil
+	}
+	return fmt.Errorf("%w: %d replies owed to Requests that gave up did not come within %v",
+		ErrOutOfStep, c.owed, c.lateReply)
 }
 
 // readFailure returns the error that Requests report when reading replies
@@ -316,31 +473,11 @@ func (c *Client) readFailure(err error) error {
 		return errPeerClosed
 	case errors.Is(err, net.ErrClosed):
 		// A failed write closes the Conn; report the write's error.
-		c.conn.mu.Lock()
-		werr := c.conn.werr
-		c.conn.mu.Unlock()
-		if werr != nil && !errors.Is(werr, net.ErrClosed) {
+		if werr := c.conn.q.failure(); werr != nil {
 			return werr
 		}
 	}
 	return err
-}
-
-// writeRequests writes the frames that Requests queue, until the Client is
-// closed or a write fails.
-func (c *Client) writeRequests() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.kick:
-		case <-c.quit:
-			return
-		}
-		if err := c.conn.Flush(); err != nil {
-			c.fail(err)
-			return
-		}
-	}
 }
 
 // fail records err as the reason Requests fail, unless one is recorded
@@ -357,8 +494,12 @@ func (c *Client) fail(err error) {
 		if !ok {
 			break
 		}
-		failed = append(failed, cl)
+		cl.taken = true
+		if !cl.abandoned {
+			failed = append(failed, cl)
+		}
 	}
+	c.owed = 0
 	c.mu.Unlock()
 	for _, cl := range failed {
 		cl.finish(nil, err)
@@ -396,14 +537,10 @@ func (c *Client) Close() error {
 	if !failed {
 		c.err = errClientClosed // no Request starts from here on
 	}
-	quit := c.quit
 	c.mu.Unlock()
 
 	c.fail(errClientClosed)
 	err := c.closeConn()
-	if quit != nil {
-		close(quit)
-	}
 	c.wg.Wait()
 	if failed {
 		return nil
@@ -411,12 +548,14 @@ func (c *Client) Close() error {
 	return err
 }
 
-// call is one Request waiting for its reply.
+// call is one Request waiting for its reply. Its taken and abandoned
+// fields are guarded by the Client's mu.
 type call struct {
 	done      chan struct{} // receives once reply or err is set
 	reply     []byte
 	err       error
-	abandoned atomic.Bool // the caller has gone: drop the reply
+	taken     bool // the reader has popped it: a reply or an error is coming
+	abandoned bool // the caller has gone: drop the reply
 }
 
 func (cl *call) finish(reply []byte, err error) {

@@ -125,10 +125,10 @@ func TestClientSendReceive(t *testing.T) {
 
 			msgs := [][]byte{[]byte("hello"), {}, bytes.Repeat([]byte("x"), 1000)}
 			for _, msg := range msgs {
-				require.NoError(t, c.Send(msg), "Send %d bytes", len(msg))
+				require.NoError(t, c.Send(t.Context(), msg), "Send %d bytes", len(msg))
 			}
 			for _, want := range msgs {
-				got, err := c.Receive()
+				got, err := c.Receive(t.Context())
 				require.NoError(t, err)
 				assert.Equal(t, want, got)
 			}
@@ -144,10 +144,10 @@ func TestClientReceiveEOF(t *testing.T) {
 	})
 	c := dialTestClient(t, nil, addr)
 
-	got, err := c.Receive()
+	got, err := c.Receive(t.Context())
 	require.NoError(t, err)
 	assert.Equal(t, "only", string(got))
-	_, err = c.Receive()
+	_, err = c.Receive(t.Context())
 	assert.ErrorIs(t, err, io.EOF)
 }
 
@@ -371,7 +371,7 @@ func TestRequestPeerClosesMidFlight(t *testing.T) {
 
 	_, err = c.Request(ctx, []byte("later"))
 	assert.ErrorIs(t, err, io.ErrUnexpectedEOF, "Request after the peer closed")
-	assert.Error(t, c.Send([]byte("later")), "Send after the peer closed")
+	assert.Error(t, c.Send(t.Context(), []byte("later")), "Send after the peer closed")
 	assert.NoError(t, c.Close(), "first Close after the connection failed")
 	assert.NoError(t, ctx.Err(), "Requests should fail at once")
 }
@@ -410,7 +410,7 @@ func TestCloseWhileRequestsBlocked(t *testing.T) {
 
 	_, err = c.Request(t.Context(), []byte("later"))
 	assert.ErrorIs(t, err, net.ErrClosed, "Request after Close")
-	assert.ErrorIs(t, c.Send([]byte("later")), net.ErrClosed, "Send after Close")
+	assert.ErrorIs(t, c.Send(t.Context(), []byte("later")), net.ErrClosed, "Send after Close")
 	assert.ErrorIs(t, c.Close(), net.ErrClosed, "second Close")
 }
 
@@ -444,7 +444,7 @@ func TestCloseUnblocksReceive(t *testing.T) {
 
 	done := make(chan error)
 	go func() {
-		_, err := c.Receive()
+		_, err := c.Receive(t.Context())
 		done <- err
 	}()
 	require.NoError(t, c.Close())
@@ -464,11 +464,11 @@ func TestReceiveAfterClose(t *testing.T) {
 	})
 	c, err := framed.Dial(t.Context(), addr)
 	require.NoError(t, err)
-	got, err := c.Receive()
+	got, err := c.Receive(t.Context())
 	require.NoError(t, err)
 	require.Equal(t, "first", string(got))
 	require.NoError(t, c.Close())
-	got, err = c.Receive()
+	got, err = c.Receive(t.Context())
 	assert.ErrorIs(t, err, net.ErrClosed, "Receive after Close returned %q", got)
 }
 
@@ -516,7 +516,7 @@ func TestClientFrameTooLarge(t *testing.T) {
 	c := dialTestClient(t, &framed.Dialer{Format: f}, addr)
 
 	var tooLarge *framed.FrameTooLargeError
-	err := c.Send(make([]byte, 1025))
+	err := c.Send(t.Context(), make([]byte, 1025))
 	require.ErrorAs(t, err, &tooLarge, "Send 1025 bytes")
 	assert.Equal(t, framed.FrameTooLargeError{Size: 1025, Limit: 1024}, *tooLarge)
 
@@ -584,12 +584,12 @@ func TestReceiveWithRequest(t *testing.T) {
 	c := dialTestClient(t, nil, addr)
 	_, err := c.Request(t.Context(), []byte("a"))
 	require.NoError(t, err)
-	_, err = c.Receive()
+	_, err = c.Receive(t.Context())
 	assert.ErrorIs(t, err, framed.ErrReceiveWithRequest, "Receive after Request")
 
 	c = dialTestClient(t, nil, addr)
-	require.NoError(t, c.Send([]byte("b")))
-	_, err = c.Receive()
+	require.NoError(t, c.Send(t.Context(), []byte("b")))
+	_, err = c.Receive(t.Context())
 	require.NoError(t, err)
 	_, err = c.Request(t.Context(), []byte("c"))
 	assert.ErrorIs(t, err, framed.ErrReceiveWithRequest, "Request after Receive")

@@ -64,7 +64,7 @@ func TestWaitFrameErrors(t *testing.T) {
 			p, err := c.readFrameWithin(time.Second, time.Second)
 			require.NoError(t, err)
 			assert.Equal(t, "abc", string(p))
-			_, in, _ := c.counts()
+			in := c.in.n.Load()
 			assert.Equal(t, int64(7), in, "bytes in")
 
 			go func() {

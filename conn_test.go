@@ -137,6 +137,12 @@ func newGatedConn(tb testing.TB, c net.Conn) *gatedConn {
 
 func (g *gatedConn) release() { g.releaseOnce.Do(func() { close(g.gate) }) }
 
+// Close releases a held Write, as closing a net.Conn unblocks its Writes.
+func (g *gatedConn) Close() error {
+	g.release()
+	return g.Conn.Close()
+}
+
 func (g *gatedConn) Write(p []byte) (int, error) {
 	first := false
 	g.enterOnce.Do(func() {
@@ -160,12 +166,20 @@ type steppedConn struct {
 	entered chan struct{}
 	step    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 func newSteppedConn(tb testing.TB, c net.Conn) *steppedConn {
 	s := &steppedConn{Conn: c, entered: make(chan struct{}), step: make(chan struct{}), done: make(chan struct{})}
-	tb.Cleanup(func() { close(s.done) })
+	tb.Cleanup(func() { s.once.Do(func() { close(s.done) }) })
 	return s
+}
+
+// Close lets every Write through, as closing a net.Conn unblocks its
+// Writes.
+func (s *steppedConn) Close() error {
+	s.once.Do(func() { close(s.done) })
+	return s.Conn.Close()
 }
 
 func (s *steppedConn) Write(p []byte) (int, error) {
@@ -535,11 +549,16 @@ func TestConnCloseUnblocksQueuedWriter(t *testing.T) {
 		go func() { flushed <- a.Flush() }()
 		waitForWriteWaiters(t, a, 2)
 
+		// The first frame was queued, and is the write the gate holds.
+		require.NoError(t, wait(t, first, "the first writer"))
+
 		require.NoError(t, a.Close())
 		assert.ErrorIs(t, wait(t, blocked, "the blocked writer"), net.ErrClosed, "blocked writer")
 		assert.ErrorIs(t, wait(t, flushed, "Flush"), net.ErrClosed, "Flush")
-		g.release()
-		assert.ErrorIs(t, wait(t, first, "the writer in the gate"), net.ErrClosed, "writer in the gate")
+		// Close returned after the write in the gate: it failed on the
+		// closed connection, and nothing reached the wire.
+		assert.Zero(t, g.bytes.Load(), "bytes written")
+		assert.ErrorIs(t, a.WriteFrame([]byte("late")), net.ErrClosed, "write after Close")
 	})
 }
 
@@ -548,8 +567,8 @@ func TestConnCloseUnblocksQueuedWriter(t *testing.T) {
 // blocked; then the write deadline passes and ends every writer with a
 // timeout. The frames accepted but never delivered must fit in the bound:
 // the queue plus the write in flight, each at most MaxPendingBytes. Over
-// net.Pipe, which buffers nothing, exactly the frames that fit in the
-// queue are accepted; TCP's kernel buffers take an unknown amount first.
+// net.Pipe, which buffers nothing, that is all that is accepted; TCP's
+// kernel buffers take an unknown amount first.
 func TestConnSlowReaderDeadline(t *testing.T) {
 	const writers = 8
 	tests := []struct {
@@ -615,7 +634,10 @@ func TestConnSlowReaderDeadline(t *testing.T) {
 			var ne net.Error
 			require.False(t, errors.As(err, &ne) && ne.Timeout(), "peer timed out instead of seeing the end: %v", err)
 			if tt.tr.name == "pipe" {
-				assert.EqualValues(t, fit, accepted.Load(), "frames accepted with %d bytes of queue", tt.maxPending)
+				// The queue is full, and the write the pipe holds is one
+				// batch taken from it: between one and two queues' worth.
+				assert.GreaterOrEqual(t, int(accepted.Load()), fit, "frames accepted with %d bytes of queue", tt.maxPending)
+				assert.LessOrEqual(t, int(accepted.Load()), 2*fit, "frames accepted with %d bytes of queue", tt.maxPending)
 				assert.Zero(t, delivered, "frames delivered")
 				assert.Equal(t, io.EOF, err, "peer")
 			}

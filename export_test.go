@@ -4,7 +4,7 @@ package framed
 // for the queue to drain. Tests use it to know that a writer has blocked
 // before they act.
 func WriteWaiters(c *Conn) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.waiters
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	return c.q.waiters
 }

@@ -102,11 +102,13 @@ func (s ConnState) String() string {
 //
 // # Replies
 //
-// While a connection has more whole frames buffered, the frames its handler
-// writes are held, and they go out in one write after the last of those
-// buffered frames has been served; a lone frame's replies go out as they
-// are written. So pipelined requests share system calls, and a handler
-// that needs a frame sent at once calls c.Flush.
+// The frames a handler writes are held while its connection serves the
+// frames it has received, and go out in one write once the last of those
+// has been served, as net/http holds a response until its handler returns
+// or flushes; frames that other goroutines write on the connection
+// meanwhile join them. So pipelined requests share system calls, a lone
+// request's replies go out when its handler returns, and a handler that
+// needs a frame sent at once calls c.Flush.
 //
 // # Hostile peers
 //
@@ -367,6 +369,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		ctx, cancel := context.WithCancel(baseCtx)
 		sc := &serverConn{c: NewConn(nc, cfg), cancel: cancel, sem: sem}
+		sc.c.q.counts = &sc.out
 		sc.state.Store(connActive) // not idle until it has looked at its buffer
 		if !s.trackConn(sc) {
 			cancel()

@@ -35,11 +35,12 @@ type serverConn struct {
 	sem      chan struct{}
 	state    atomic.Int32
 	framesIn atomic.Int64 // stored after each batch of frames
+	out      writeCounts  // guarded by c's write queue
 }
 
 func (sc *serverConn) totals() connTotals {
-	framesOut, bytesIn, bytesOut := sc.c.counts()
-	return connTotals{framesIn: sc.framesIn.Load(), framesOut: framesOut, bytesIn: bytesIn, bytesOut: bytesOut}
+	framesOut, bytesOut := sc.c.q.totals()
+	return connTotals{framesIn: sc.framesIn.Load(), framesOut: framesOut, bytesIn: sc.c.in.n.Load(), bytesOut: bytesOut}
 }
 
 // connEnd is why a connection closed.
@@ -119,11 +120,9 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 	for {
 		if !c.rd.frameBuffered() {
 			// The next read may block: send the replies held so far.
-			if corked {
-				c.setCorked(false)
-				corked = false
-			}
-			if err := c.Flush(); err != nil {
+			err := c.q.flushUncork(corked)
+			corked = false
+			if err != nil {
 				return sc.ended(writeEnd(err), err)
 			}
 			sc.framesIn.Store(framesIn)
@@ -156,9 +155,10 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 			return sc.ended(readEnd(err, false), err)
 		}
 		framesIn++
-		if more := c.rd.frameBuffered(); more != corked {
-			c.setCorked(more)
-			corked = more
+		if !corked {
+			// Hold replies until the frames buffered now are served.
+			c.q.setCorked(true)
+			corked = true
 		}
 		if end, err := s.serveFrame(ctx, h, c, p); err != nil {
 			if end == endHandlerError {
