@@ -160,16 +160,14 @@ func (q *writeQueue) errLocked() error {
 // enqueue admits p as one frame, copied into the queue unless direct is
 // set and p is large: then the queue writes from p, and the caller must
 // not return before p is written. It waits while the queue is full until
-// there is room, the write deadline passes, or ctx ends (a nil ctx never
-// does); then nothing is queued, and the error is a [*StalledError]. admit, if not nil, is called with
+// there is room, the write deadline passes, or ctx ends; then nothing is
+// queued, and the error is a [*StalledError]. admit, if not nil, is called with
 // mu held just before p takes its place, and an error from it queues
 // nothing. enqueue returns with mu held when err is nil, and otherwise
 // with mu released; end is the stream position just past the frame.
 func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit func() error) (end int64, err error) {
-	if ctx != nil {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	if err := q.f.checkWrite(len(p), q.limit); err != nil {
 		if ferr := q.f.check(); ferr != nil {
@@ -196,11 +194,7 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 		if start.IsZero() {
 			start = time.Now()
 		}
-		var done <-chan struct{}
-		if ctx != nil {
-			done = ctx.Done()
-		}
-		if err := q.waitLocked(done, q.deadline); err != nil {
+		if err := q.waitLocked(ctx.Done(), q.deadline); err != nil {
 			if err == errDone {
 				err = ctx.Err()
 			}
@@ -241,7 +235,7 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 // writeFrame is [Conn.WriteFrame].
 func (q *writeQueue) writeFrame(p []byte) error {
 	direct := len(p) >= directWriteSize
-	end, err := q.enqueue(nil, p, direct, nil)
+	end, err := q.enqueue(context.Background(), p, direct, nil)
 	if err != nil {
 		return err
 	}
