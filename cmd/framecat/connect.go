@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,23 +32,29 @@ func connect(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log
 	log.printf("connected to %s from %s, format %+v", conn.RemoteAddr(), conn.LocalAddr(), cfg.format)
 
 	var inputDone atomic.Bool
+	quit := make(chan struct{})
+	closeQuit := sync.OnceFunc(func() { close(quit) })
+	defer closeQuit()
+	msgs := make(chan input)
+	go readInput(in, msgs, quit)
 	sent := make(chan error, 1)
-	go func() { sent <- sendAll(conn, in, cfg.timeout, &inputDone, log) }()
+	go func() { sent <- sendAll(conn, msgs, quit, cfg.timeout, &inputDone, log) }()
 	received := make(chan error, 1)
 	go func() { received <- receiveAll(conn, out, cfg, &inputDone, log) }()
+	// stopSending ends the sender, which never waits on the input itself,
+	// and returns its error.
+	stopSending := func() error {
+		closeQuit()
+		conn.Close()
+		return <-sent
+	}
 
 	select {
 	case err := <-received:
 		// The peer closed, -n frames came, or reading failed: nothing
-		// more to send. A sender still waiting for input is left to end
-		// with its next read (see run).
-		conn.Close()
-		select {
-		case serr := <-sent:
-			if err == nil && !errors.Is(serr, net.ErrClosed) {
-				err = serr
-			}
-		default:
+		// more to send.
+		if serr := stopSending(); err == nil && serr != nil && !errors.Is(serr, net.ErrClosed) {
+			err = serr
 		}
 		return err
 	case err := <-sent:
@@ -62,12 +69,38 @@ func connect(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log
 		case <-ctx.Done():
 		}
 	case <-ctx.Done():
+		stopSending()
 	}
 	// Ctrl-C: the user ends the session, which is a clean end.
 	log.printf("interrupted: closing the connection to %s", cfg.addr)
 	conn.Close()
 	<-received
 	return nil
+}
+
+// input is one message of the input, or the error that ended it (io.EOF
+// at its end).
+type input struct {
+	msg []byte
+	err error
+}
+
+// readInput sends every input message on msgs, and then the error that
+// ended the input, until quit is closed. It is the one goroutine that may
+// outlive its caller, blocked in a Read of stdin (see run); it touches
+// nothing but in and msgs.
+func readInput(in msgReader, msgs chan<- input, quit <-chan struct{}) {
+	for {
+		msg, err := in.next()
+		select {
+		case msgs <- input{msg, err}:
+		case <-quit:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // dial connects to cfg.addr within -timeout, over TLS when tlsCfg is set.
@@ -87,11 +120,17 @@ func dial(ctx context.Context, cfg *config, tlsCfg *tls.Config) (net.Conn, error
 }
 
 // sendAll sends every input message as one frame; at the end of the input
-// it half-closes the connection and starts the -timeout on reading.
-func sendAll(conn *framed.Conn, in msgReader, timeout time.Duration, inputDone *atomic.Bool, log *logger) error {
+// it half-closes the connection and starts the -timeout on reading. It
+// returns nil once quit is closed.
+func sendAll(conn *framed.Conn, msgs <-chan input, quit <-chan struct{}, timeout time.Duration, inputDone *atomic.Bool, log *logger) error {
 	for i := 1; ; i++ {
-		msg, err := in.next()
-		if err == io.EOF {
+		var in input
+		select {
+		case in = <-msgs:
+		case <-quit:
+			return nil
+		}
+		if in.err == io.EOF {
 			if err := conn.CloseWrite(); err != nil {
 				return fmt.Errorf("half-close after the input: %w", err)
 			}
@@ -102,13 +141,13 @@ func sendAll(conn *framed.Conn, in msgReader, timeout time.Duration, inputDone *
 			}
 			return nil
 		}
-		if err != nil {
-			return err
+		if in.err != nil {
+			return in.err
 		}
-		if err := conn.WriteFrame(msg); err != nil {
+		if err := conn.WriteFrame(in.msg); err != nil {
 			return fmt.Errorf("send message %d: %w", i, plain(err))
 		}
-		log.printf("sent %d bytes", len(msg))
+		log.printf("sent %d bytes", len(in.msg))
 	}
 }
 

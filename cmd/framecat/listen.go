@@ -61,7 +61,6 @@ func listen(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log 
 			for {
 				msg, err := in.next()
 				if err == io.EOF {
-					log.printf("input ended: frames get no answer from now on")
 					return
 				}
 				if err != nil {
