@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/framed-go/framed"
 )
@@ -52,9 +53,10 @@ func (fl *Flags) Format() (framed.Format, error) {
 // Check reports whether the library accepts f: nil, or an error matching
 // [framed.ErrInvalidFormat] that names what is wrong.
 func Check(f framed.Format) error {
-	// The library checks a Format wherever work starts; encoding an
-	// empty message is the cheapest such place.
-	_, err := f.AppendFrame(nil, nil)
+	// The library checks a Format wherever work starts. A Reader of an
+	// empty stream reports either that check's error or io.EOF, whatever
+	// the layout, so no frame of ours can trip a different error first.
+	_, err := framed.NewReader(strings.NewReader(""), f).ReadFrame()
 	if errors.Is(err, framed.ErrInvalidFormat) {
 		return err
 	}
