@@ -52,8 +52,11 @@ func connect(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log
 	select {
 	case err := <-received:
 		// The peer closed, -n frames came, or reading failed: nothing
-		// more to send.
-		if serr := stopSending(); err == nil && serr != nil && !errors.Is(serr, net.ErrClosed) {
+		// more to send. A write that failed on the closing connection
+		// is no news; a bad input or a frame over -max is.
+		var netErr *net.OpError
+		if serr := stopSending(); err == nil && serr != nil &&
+			!errors.Is(serr, net.ErrClosed) && !errors.As(serr, &netErr) {
 			err = serr
 		}
 		return err
