@@ -473,3 +473,20 @@ func TestHelp(t *testing.T) {
 		assert.Contains(t, r.stderr, want)
 	}
 }
+
+// TestPeerClosingEarlyIsACleanEnd: a peer that answers once and closes
+// while input remains ends framecat with status 0, as nc does, and the
+// one reply printed.
+func TestPeerClosingEarlyIsACleanEnd(t *testing.T) {
+	once := framed.HandlerFunc(func(_ context.Context, c *framed.Conn, frame []byte) error {
+		if err := c.WriteFrame(frame); err != nil {
+			return err
+		}
+		return errors.New("one is enough")
+	})
+	addr := serve(t, &framed.Server{Handler: once})
+	line := strings.Repeat("z", 1000) + "\n"
+	r := fc(t, strings.Repeat(line, 500), addr)
+	require.NoError(t, r.err)
+	assert.Equal(t, line, r.stdout)
+}
