@@ -34,7 +34,7 @@ type Flags struct {
 // A flag for a new Format field is one more line here, bound to that field.
 func Register(fs *flag.FlagSet) *Flags {
 	fl := &Flags{}
-	fs.IntVar(&fl.f.HeaderSize, "size", 0, "length header `bytes`: 1, 2, 4 or 8 (0 means 4)")
+	fs.IntVar(&fl.f.HeaderSize, "size", 0, "length header size in `bytes`: 1, 2, 4 or 8 (0 means 4)")
 	fs.BoolVar(&fl.f.BigEndian, "be", false, "big-endian length header (default little-endian)")
 	fs.BoolVar(&fl.f.Varint, "varint", false, "unsigned varint length header, as protobuf's delimited streams (not with -size)")
 	fs.IntVar(&fl.f.MaxFrameSize, "max", 0, fmt.Sprintf("largest frame payload in `bytes` (0 means %d)", framed.DefaultMaxFrameSize))
