@@ -345,13 +345,13 @@ func TestListenAnswersWithInput(t *testing.T) {
 	require.NoError(t, err)
 	defer client.Close()
 	for _, want := range []string{"one", "two"} {
-		require.NoError(t, client.Send([]byte("q-"+want)))
-		reply, err := client.Receive()
+		require.NoError(t, client.Send(t.Context(), []byte("q-"+want)))
+		reply, err := client.Receive(t.Context())
 		require.NoError(t, err)
 		assert.Equal(t, want, string(reply))
 	}
-	require.NoError(t, client.Send([]byte("q-3")))
-	_, err = client.Receive()
+	require.NoError(t, client.Send(t.Context(), []byte("q-3")))
+	_, err = client.Receive(t.Context())
 	assert.ErrorIs(t, err, io.EOF, "no answer once the input ended; -n 3 then closes")
 	require.NoError(t, <-done)
 	assert.Equal(t, "q-one\nq-two\nq-3\n", stdout.String())
