@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"testing"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -45,4 +47,10 @@ func TestDetectsAWrongEcho(t *testing.T) {
 
 func TestRejectsBadFlags(t *testing.T) {
 	assert.Error(t, run(t.Context(), []string{"-size", "4"}, nil))
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "framed-client", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/cli"
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -33,6 +37,14 @@ func TestPrintsBody(t *testing.T) {
 }
 
 func TestNeedsOneURL(t *testing.T) {
-	var out bytes.Buffer
-	assert.Error(t, run(t.Context(), nil, &out))
+	var out, stderr bytes.Buffer
+	err := run(t.Context(), nil, &out)
+	assert.Equal(t, 2, cli.Exit(&stderr, "http-client", err), "a missing URL is a usage error")
+	assert.True(t, strings.HasPrefix(stderr.String(), "http-client: need a URL\nhttp-client fetches"), stderr.String())
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "http-client", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	}, "http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,4 +47,10 @@ func TestRoutes(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "http-server", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

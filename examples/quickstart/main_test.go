@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -25,4 +27,10 @@ func TestShowsTheLibrary(t *testing.T) {
 	} {
 		assert.Contains(t, s, want)
 	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "quickstart", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

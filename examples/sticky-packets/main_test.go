@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -25,4 +27,10 @@ func TestMessageCountFlag(t *testing.T) {
 	require.NoError(t, run(t.Context(), []string{"-n", "3"}, &out))
 	assert.Contains(t, out.String(), "3 messages sent, 3 messages received, 3 intact and in order.")
 	assert.Error(t, run(t.Context(), []string{"-n", "0"}, &out))
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "sticky-packets", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -59,4 +60,10 @@ func TestDialErrorIsReturned(t *testing.T) {
 	ln.Close()
 	err = run(t.Context(), []string{"-addr", addr}, strings.NewReader(""), io.Discard)
 	assert.Error(t, err)
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "tcp-echo-client", func(args []string) error {
+		return run(t.Context(), args, strings.NewReader(""), io.Discard)
+	})
 }

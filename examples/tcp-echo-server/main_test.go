@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -45,4 +46,10 @@ func TestStopsWithOpenConnection(t *testing.T) {
 func TestRejectsBadFlag(t *testing.T) {
 	err := run(t.Context(), []string{"-nope"}, nil)
 	assert.Error(t, err)
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "tcp-echo-server", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -23,4 +24,10 @@ func TestEchoesDatagrams(t *testing.T) {
 		require.NoError(t, err, "datagram of %d bytes", len(give))
 		assert.Equal(t, give, string(got), "datagram of %d bytes", len(give))
 	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "udp-echo-server", func(args []string) error {
+		return run(t.Context(), args, io.Discard)
+	})
 }

@@ -7,10 +7,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/framed-go/framed/examples/internal/cli"
+	"github.com/stretchr/testify/assert"
 )
 
 // RunFunc is the shape of an example server's run function.
@@ -94,4 +98,34 @@ func StartServer(t *testing.T, run RunFunc, args ...string) *Server {
 		t.Fatalf("server did not start listening within 10s")
 	}
 	return s
+}
+
+// CheckUsageErrors checks how a program answers a command-line mistake, as
+// its main reports it through [cli.Exit]: a bad flag, and the stray
+// arguments given (a lone address when none is given), each end with exit
+// status 2 and the mistake reported exactly once, before anything runs.
+func CheckUsageErrors(t *testing.T, name string, run func(args []string) error, stray ...string) {
+	t.Helper()
+	if len(stray) == 0 {
+		stray = []string{"127.0.0.1:9"}
+	}
+	tests := []struct {
+		name    string
+		give    []string
+		wantMsg string
+	}{
+		{name: "bad flag", give: []string{"-no-such-flag"}, wantMsg: "flag provided but not defined: -no-such-flag"},
+		{name: "stray argument", give: stray, wantMsg: "unexpected argument " + strconv.Quote(stray[len(stray)-1])},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			status := cli.Exit(&stderr, name, run(tt.give))
+			assert.Equal(t, 2, status, "exit status for %q", tt.give)
+			out := stderr.String()
+			assert.True(t, strings.HasPrefix(out, name+": "+tt.wantMsg), "%q starts with %q", out, tt.wantMsg)
+			assert.Equal(t, 1, strings.Count(out, tt.wantMsg), "the message once in %q", out)
+			assert.Contains(t, out, "Usage:")
+		})
+	}
 }
