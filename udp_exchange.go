@@ -44,8 +44,8 @@ const DefaultExchangeTimeout = 5 * time.Second
 // [net.Dial]; a name is resolved with ctx and its first IPv4 address
 // preferred.
 //
-// Each call uses its own socket and a 64 KiB receive buffer, and may run
-// concurrently with others.
+// Each call uses its own socket and a receive buffer that holds any
+// datagram, and may run concurrently with others.
 func ExchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

@@ -1,8 +1,8 @@
 // Command udp-echo-server answers every UDP datagram with the same bytes.
 //
-// It reads datagrams of up to 64 KiB, so none is cut short, and never
-// sends a reply larger than the request, so it cannot be used to amplify
-// traffic toward a spoofed address.
+// It reads datagrams whole, up to 65,527 bytes (the most one can carry),
+// so none is cut short, and never sends a reply larger than the request,
+// so it cannot be used to amplify traffic toward a spoofed address.
 //
 // Usage:
 //
