@@ -64,7 +64,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			fmt.Fprintf(stdout, "no reply within %v (UDP can lose datagrams)\n", *timeout)
-		case err != nil: // framed.ErrExchangeRefused among others: no use going on
+		case errors.Is(err, framed.ErrExchangeRefused): // no use sending more
+			return fmt.Errorf("nothing listens at %s: %w", *addr, framed.ErrExchangeRefused)
+		case err != nil:
 			return err
 		default:
 			answered++

@@ -63,6 +63,7 @@ func TestReportsRefusalAtOnce(t *testing.T) {
 	start := time.Now()
 	err = run(t.Context(), []string{"-addr", addr, "-timeout", "5s"}, strings.NewReader("anyone?\nnot sent\n"), &out)
 	assert.ErrorIs(t, err, framed.ErrExchangeRefused)
+	assert.ErrorContains(t, err, "nothing listens at "+addr)
 	assert.Less(t, time.Since(start), 2*time.Second, "the refusal waited for -timeout")
 	assert.Equal(t, 1, cli.Exit(io.Discard, "udp-echo-client", err), "exit status")
 	assert.NotContains(t, out.String(), "no reply within")
