@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"net"
 	"testing"
 
@@ -14,7 +13,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 // startServer runs a framed Server with handler h until the test ends.
 func startServer(t *testing.T, h framed.Handler) string {
@@ -50,7 +52,5 @@ func TestRejectsBadFlags(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "framed-client", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "framed-client")
 }

@@ -15,7 +15,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestEchoesFramesAndEnforcesMaxFrame(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-max-frame", "16")
@@ -113,7 +116,5 @@ func TestRejectsBadValues(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "framed-echo-server", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "framed-echo-server")
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +15,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestPrintsBody(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +46,5 @@ func TestNeedsOneURL(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "http-client", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	}, "http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
+	exampletest.CheckUsageErrors(t, "http-client", "http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
 }

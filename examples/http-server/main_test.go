@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,7 +16,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestRoutes(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0")
@@ -50,7 +52,5 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "http-server", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "http-server")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"testing"
 
 	"github.com/framed-go/framed/examples/internal/exampletest"
@@ -11,7 +10,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestShowsTheLibrary(t *testing.T) {
 	var out bytes.Buffer
@@ -30,7 +32,5 @@ func TestShowsTheLibrary(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "quickstart", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "quickstart")
 }

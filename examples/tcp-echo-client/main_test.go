@@ -14,7 +14,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 // lineEcho serves one connection, echoing bytes, until it ends.
 func lineEcho(t *testing.T) string {
@@ -63,7 +66,5 @@ func TestDialErrorIsReturned(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "tcp-echo-client", func(args []string) error {
-		return run(t.Context(), args, strings.NewReader(""), io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "tcp-echo-client")
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -13,7 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestEchoesLines(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0")
@@ -49,7 +51,5 @@ func TestRejectsBadFlag(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "tcp-echo-server", func(args []string) error {
-		return run(t.Context(), args, io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "tcp-echo-server")
 }

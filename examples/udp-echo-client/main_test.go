@@ -17,7 +17,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 // startEcho runs a UDPServer on a loopback port until the test ends.
 func startEcho(t *testing.T) string {
@@ -70,7 +73,5 @@ func TestReportsRefusalAtOnce(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	exampletest.CheckUsageErrors(t, "udp-echo-client", func(args []string) error {
-		return run(t.Context(), args, strings.NewReader(""), io.Discard)
-	})
+	exampletest.CheckUsageErrors(t, "udp-echo-client")
 }
