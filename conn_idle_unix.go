@@ -3,6 +3,7 @@
 package framed
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -51,7 +52,7 @@ func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
 func (ir *idleRead) wait() error {
 	ir.got, ir.err = 0, nil
 	if err := ir.rc.Read(ir.read); err != nil {
-		return err
+		return asRead(err)
 	}
 	if ir.err != nil {
 		return ir.err
@@ -87,4 +88,17 @@ func (ir *idleRead) tryRead(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// asRead names a failed wait after the read it stands for. The poller calls
+// its operation "raw-read", so an idle timeout would log "raw-read tcp ...:
+// i/o timeout" where a timeout inside a frame logs "read tcp ...".
+func asRead(err error) error {
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "raw-read" {
+		return err
+	}
+	named := *oe
+	named.Op = "read"
+	return &named
 }

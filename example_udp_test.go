@@ -3,6 +3,7 @@ package framed_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -63,4 +64,30 @@ func ExampleExchangeUDP() {
 	}
 	fmt.Printf("%s\n", reply)
 	// Output: ping
+}
+
+// ExchangeUDP with nothing listening: the peer's host answers with an ICMP
+// port unreachable, and the exchange ends at once instead of waiting out
+// its context.
+func ExampleExchangeUDP_refused() {
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	addr := conn.LocalAddr().String()
+	conn.Close() // now nothing listens at addr
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = framed.ExchangeUDP(ctx, addr, []byte("anyone?"))
+	switch {
+	case errors.Is(err, framed.ErrExchangeRefused):
+		fmt.Println("nothing listens there")
+	case errors.Is(err, context.DeadlineExceeded):
+		fmt.Println("no reply in time: lost, or the host does not say")
+	default:
+		fmt.Println(err)
+	}
+	// Output: nothing listens there
 }

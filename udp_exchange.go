@@ -7,8 +7,18 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 )
+
+// ErrExchangeRefused is returned by [ExchangeUDP] when the peer's host
+// answered that nothing listens on the port: an ICMP port unreachable,
+// which the system reports on the exchange's socket as ECONNREFUSED. The
+// error matches both ErrExchangeRefused and [syscall.ECONNREFUSED]. It
+// comes as soon as the ICMP message does, long before the exchange's
+// timeout; a host that sends no such message (or a firewall that drops
+// it) leaves the exchange to end with its ctx.
+var ErrExchangeRefused = errors.New("framed: exchange refused (port unreachable)")
 
 // ErrDatagramTooLarge is returned by [ExchangeUDP] for a message or a reply
 // larger than a UDP datagram can carry: 65,507 bytes over IPv4, 65,527 over
@@ -26,14 +36,16 @@ const DefaultExchangeTimeout = 5 * time.Second
 // datagram, so the caller decides whether to try again.
 //
 // The exchange is bounded by ctx, or by DefaultExchangeTimeout if ctx has no
-// deadline; when ctx ends, the error matches ctx.Err(). A message or reply
-// larger than a datagram can carry is [ErrDatagramTooLarge]. An empty host
+// deadline; when ctx ends, the error matches ctx.Err(). When the peer's host
+// reports that nothing listens at addr, the exchange ends at once with
+// [ErrExchangeRefused]. A message or reply larger than a datagram can carry
+// is [ErrDatagramTooLarge]. An empty host
 // or an unspecified address (0.0.0.0, ::) means this host's loopback, as for
 // [net.Dial]; a name is resolved with ctx and its first IPv4 address
 // preferred.
 //
-// Each call uses its own socket and a 64 KiB receive buffer, and may run
-// concurrently with others.
+// Each call uses its own socket and a receive buffer that holds any
+// datagram, and may run concurrently with others.
 func ExchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -41,13 +53,15 @@ func ExchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 		defer cancel()
 	}
 	reply, err := exchangeUDP(ctx, addr, msg)
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		return nil, fmt.Errorf("framed: exchange with %s: %w", addr, err)
+	switch {
+	case err == nil:
+		return reply, nil
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil, fmt.Errorf("framed: exchange with %s: %w: %w", addr, ErrExchangeRefused, syscall.ECONNREFUSED)
 	}
-	return reply, nil
+	return nil, fmt.Errorf("framed: exchange with %s: %w", addr, err)
 }
 
 func exchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
@@ -62,9 +76,10 @@ func exchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 	if len(msg) > limit {
 		return nil, fmt.Errorf("message of %d bytes: %w", len(msg), ErrDatagramTooLarge)
 	}
-	// An unconnected socket, so that the source of every reply can be
-	// checked here rather than trusted to the kernel's filter.
-	conn, err := net.ListenUDP(network, nil)
+	// A connected socket: the kernel passes on only datagrams from the
+	// peer, and reports an ICMP port unreachable from its host as
+	// ECONNREFUSED instead of leaving the read to wait for ctx.
+	conn, err := net.DialUDP(network, nil, net.UDPAddrFromAddrPort(to))
 	if err != nil {
 		return nil, err
 	}
@@ -80,23 +95,18 @@ func exchangeUDP(ctx context.Context, addr string, msg []byte) ([]byte, error) {
 		}
 	}()
 
-	if _, err := conn.WriteToUDPAddrPort(msg, to); err != nil {
+	if _, err := conn.Write(msg); err != nil {
 		return nil, err
 	}
 	buf := make([]byte, maxDatagram+1)
-	for {
-		n, from, err := conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return nil, err
-		}
-		if from.Addr().Unmap().WithZone("") != to.Addr().WithZone("") || from.Port() != to.Port() {
-			continue
-		}
-		if n > maxDatagram {
-			return nil, ErrDatagramTooLarge
-		}
-		return bytes.Clone(buf[:n]), nil
+	n, err := conn.Read(buf)
+	if err != nil {
+		return nil, err
 	}
+	if n > maxDatagram {
+		return nil, ErrDatagramTooLarge
+	}
+	return bytes.Clone(buf[:n]), nil
 }
 
 // resolveUDP turns "host:port" into the address ExchangeUDP sends to.

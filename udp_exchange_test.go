@@ -3,6 +3,7 @@ package framed_test
 import (
 	"context"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,6 +108,36 @@ func TestExchangeUDPRefusesBadInput(t *testing.T) {
 			if tt.want != nil {
 				assert.ErrorIs(t, err, tt.want)
 			}
+		})
+	}
+}
+
+func TestExchangeUDPReportsRefusalAtOnce(t *testing.T) {
+	for _, network := range []string{"udp4", "udp6"} {
+		t.Run(network, func(t *testing.T) {
+			// A port that was just free: nothing listens on it now.
+			host := "127.0.0.1"
+			if network == "udp6" {
+				host = "::1"
+			}
+			pc, err := net.ListenPacket(network, net.JoinHostPort(host, "0"))
+			if err != nil {
+				t.Skipf("no %s loopback here: %v", network, err)
+			}
+			addr := pc.LocalAddr().String()
+			require.NoError(t, pc.Close())
+
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			got, err := framed.ExchangeUDP(ctx, addr, []byte("anyone?"))
+			elapsed := time.Since(start)
+			assert.Nil(t, got)
+			assert.ErrorIs(t, err, framed.ErrExchangeRefused)
+			assert.ErrorIs(t, err, syscall.ECONNREFUSED)
+			assert.NotErrorIs(t, err, context.DeadlineExceeded)
+			assert.ErrorContains(t, err, "framed: exchange with "+addr)
+			assert.Less(t, elapsed, time.Second, "the refusal waited for the timeout")
 		})
 	}
 }

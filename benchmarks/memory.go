@@ -20,12 +20,13 @@ import (
 // its clients' by putting one side in a child process: this same program,
 // started with these variables set (see runChild).
 const (
-	childEnv     = "FRAMED_BENCH_CHILD" // "echo" or "idle-server"
-	childImplEnv = "FRAMED_BENCH_IMPL"
-	childAddrEnv = "FRAMED_BENCH_ADDR"
-	childNEnv    = "FRAMED_BENCH_N"
-	childDurEnv  = "FRAMED_BENCH_DUR"
-	childBufEnv  = "FRAMED_BENCH_BUFSIZE"
+	childEnv      = "FRAMED_BENCH_CHILD" // "echo" or "idle-server"
+	childImplEnv  = "FRAMED_BENCH_IMPL"
+	childAddrEnv  = "FRAMED_BENCH_ADDR"
+	childNEnv     = "FRAMED_BENCH_N"
+	childDurEnv   = "FRAMED_BENCH_DUR"
+	childBufEnv   = "FRAMED_BENCH_BUFSIZE"
+	childStallEnv = "FRAMED_BENCH_STALL" // "1": the idle clients stall mid-frame
 )
 
 // isChild reports whether this process was started as a workload's child.
@@ -39,13 +40,16 @@ func isChild() bool { return os.Getenv(childEnv) != "" }
 // "idle-server" starts the implementation's echo server, prints
 // "listening <addr>", waits for a line on its standard input that says
 // N clients have connected and had their echo, measures, prints
-// "bytes-per-conn <n>", and stops when its standard input closes.
+// "bytes-per-conn <n>", and stops when its standard input closes. With
+// STALL set, each client has then also sent a header and part of a frame,
+// and the server is measured once it has read all those bytes.
 func runChild() int {
 	im, ok := implByName(os.Getenv(childImplEnv))
 	addr := os.Getenv(childAddrEnv)
 	n, _ := strconv.Atoi(os.Getenv(childNEnv))
 	dur, _ := time.ParseDuration(os.Getenv(childDurEnv))
 	bufSize, _ := strconv.Atoi(os.Getenv(childBufEnv))
+	stall := os.Getenv(childStallEnv) == "1"
 	var err error
 	switch mode := os.Getenv(childEnv); {
 	case !ok:
@@ -53,7 +57,7 @@ func runChild() int {
 	case mode == "echo":
 		err = childEcho(im, addr, n, dur)
 	case mode == "idle-server":
-		err = childIdleServer(im, n, bufSize)
+		err = childIdleServer(im, n, bufSize, stall)
 	default:
 		err = fmt.Errorf("unknown child mode %q", mode)
 	}
@@ -90,7 +94,7 @@ func childEcho(im Impl, addr string, n int, dur time.Duration) error {
 	return nil
 }
 
-func childIdleServer(im Impl, n, bufSize int) error {
+func childIdleServer(im Impl, n, bufSize int, stall bool) error {
 	srv, err := im.Serve(ServerConfig{Mode: Echo, BufSize: bufSize})
 	if err != nil {
 		return err
@@ -105,16 +109,35 @@ func childIdleServer(im Impl, n, bufSize int) error {
 	if err := waitActive(srv, n); err != nil {
 		return err
 	}
+	if stall {
+		fs, ok := srv.(*framedServer)
+		if !ok {
+			return fmt.Errorf("%s cannot say how many bytes it read", im.Name)
+		}
+		bytesIn := func() int64 { return fs.srv.Stats().BytesIn }
+		if err := waitBytesIn(bytesIn, int64(n)*(headerSize+64+int64(len(stallBytes)))); err != nil {
+			return err
+		}
+	}
 	after := heapAndStacks()
 	fmt.Printf("bytes-per-conn %.1f\n", (float64(after)-float64(before))/float64(n))
 	io.Copy(io.Discard, in)
 	return nil
 }
 
+// stallBytes is what a stalled client sends after its echo: a header that
+// claims a frame of maxFrame (4 MiB) bytes, and the first 16 of them.
+var stallBytes = func() []byte {
+	b := make([]byte, headerSize+16)
+	putHeader(b, maxFrame)
+	return b
+}()
+
 // idleClients opens n connections to addr, sends one 64 B frame in im's
-// format on each and reads its echo. They are plain connections, not
-// im's clients, so that 5,000 of them cost this process little.
-func idleClients(im Impl, addr string, n int) ([]net.Conn, error) {
+// format on each and reads its echo; with stall, each then sends
+// stallBytes and nothing more. They are plain connections, not im's
+// clients, so that 5,000 of them cost this process little.
+func idleClients(im Impl, addr string, n int, stall bool) ([]net.Conn, error) {
 	conns := make([]net.Conn, n)
 	errs := make([]error, 8)
 	var wg sync.WaitGroup
@@ -147,6 +170,12 @@ func idleClients(im Impl, addr string, n int) ([]net.Conn, error) {
 				if !bytes.Equal(reply, frame) {
 					errs[w] = errors.New("bench: idle echo differs from the frame sent")
 					return
+				}
+				if stall {
+					if _, err := nc.Write(stallBytes); err != nil {
+						errs[w] = err
+						return
+					}
 				}
 				nc.SetDeadline(time.Time{})
 			}
@@ -193,17 +222,36 @@ func waitActive(srv Server, n int) error {
 	return nil
 }
 
+// waitBytesIn waits until bytesIn reports n bytes read.
+func waitBytesIn(bytesIn func() int64, n int64) error {
+	deadline := time.Now().Add(sinkTimeout)
+	for bytesIn() < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %d bytes read, want %d", bytesIn(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return nil
+}
+
 // idleRow is a server configuration of the idle-connections workload.
 type idleRow struct {
 	Name    string
 	Impl    Impl
 	BufSize int
+	Stall   bool // each connection stalls in a frame that claims 4 MiB
 }
+
+// stalledRow names the row whose connections stall mid-frame.
+const stalledRow = "framed, stalled in a 4 MiB frame"
 
 func idleRows() []idleRow {
 	all := impls()
 	rows := []idleRow{
 		{Name: "framed", Impl: all[1]},
+		// Only framed: the others allocate what the header claims, and
+		// 5,000 connections would ask for 20 GiB.
+		{Name: stalledRow, Impl: all[1], Stall: true},
 		{Name: "raw, bufio 64 KiB", Impl: all[0]},
 		{Name: "raw, bufio 4 KiB", Impl: all[0], BufSize: 4 << 10},
 	}
@@ -229,10 +277,15 @@ func heapAndStacks() uint64 {
 // the same with the server listening and no connection, divided by n. The
 // server runs alone in a fresh child process, so neither the clients
 // (here, in this process) nor what earlier workloads left behind is
-// counted.
+// counted. A Stall row measures the same way with every connection
+// stalled in a frame: its header, claiming 4 MiB, and 16 bytes of it read.
 func measureIdle(row idleRow, n int) (float64, error) {
-	cmd, err := child("idle-server", row.Impl,
-		childNEnv+"="+strconv.Itoa(n), childBufEnv+"="+strconv.Itoa(row.BufSize))
+	stall := "0"
+	if row.Stall {
+		stall = "1"
+	}
+	cmd, err := child("idle-server", row.Impl, childNEnv+"="+strconv.Itoa(n),
+		childBufEnv+"="+strconv.Itoa(row.BufSize), childStallEnv+"="+stall)
 	if err != nil {
 		return 0, err
 	}
@@ -258,7 +311,7 @@ func measureIdle(row idleRow, n int) (float64, error) {
 	} else if _, err := fmt.Sscanf(line, "listening %s", &addr); err != nil {
 		return 0, fmt.Errorf("bench: idle server said %q", line)
 	}
-	conns, err := idleClients(row.Impl, addr, n)
+	conns, err := idleClients(row.Impl, addr, n, row.Stall)
 	if err != nil {
 		return 0, err
 	}

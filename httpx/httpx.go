@@ -224,16 +224,31 @@ type StatusError struct {
 	StatusCode int    // for example 404
 	Status     string // for example "404 Not Found"
 	Body       []byte // the first MaxErrorBodyBytes of the body, at most
+
+	// Err is why Body was cut short: the ctx's error when the ctx given to
+	// Get ended while the body was being read, so that the StatusError
+	// matches ctx.Err() as every other error Get returns then does. Nil
+	// when the body was read (up to MaxErrorBodyBytes) or failed for any
+	// other reason.
+	Err error
 }
 
-// Error reports the URL, the status and the start of the body.
+// Error reports the URL, the status, the start of the body and, if the
+// body was cut short by the ctx, why.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("httpx: GET %s: %s", e.URL, e.Status)
 	if len(e.Body) > 0 {
 		msg += fmt.Sprintf(": %q", e.Body)
 	}
+	if e.Err != nil {
+		msg += fmt.Sprintf(" (body cut short: %v)", e.Err)
+	}
 	return msg
 }
+
+// Unwrap returns Err, so that errors.Is(err, context.DeadlineExceeded)
+// holds for a StatusError whose body read ran out of time.
+func (e *StatusError) Unwrap() error { return e.Err }
 
 // Client fetches URLs with a bounded response size. Its zero value is ready
 // to use, and it may be used by any number of goroutines at once.
@@ -259,7 +274,8 @@ func Get(ctx context.Context, url string) ([]byte, error) {
 // [ErrBodyTooLarge], detected from Content-Length when the server sends one
 // and otherwise after reading MaxBodyBytes+1 bytes; memory grows with the
 // bytes received, not with the bytes announced. ctx bounds the whole
-// exchange, body included; when it ends, the error matches ctx.Err().
+// exchange, body included; when it ends, the error matches ctx.Err(),
+// a [*StatusError] whose body was being read included.
 func (c *Client) Get(ctx context.Context, url string) ([]byte, error) {
 	limit := c.MaxBodyBytes
 	if limit == 0 {
@@ -285,19 +301,24 @@ func (c *Client) Get(ctx context.Context, url string) ([]byte, error) {
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// The status is the error to report; a snippet cut short by a
-		// failing read only makes it less informative.
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBodyBytes))
-		return nil, &StatusError{URL: where, StatusCode: resp.StatusCode, Status: resp.Status, Body: snippet}
+		// failing read only makes it less informative, unless ctx ended:
+		// then the error must say so, as it does everywhere else.
+		snippet, err := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBodyBytes))
+		se := &StatusError{URL: where, StatusCode: resp.StatusCode, Status: resp.Status, Body: snippet}
+		if err != nil && ctx.Err() != nil {
+			se.Err = ctx.Err()
+		}
+		return nil, se
 	}
 	if resp.ContentLength > limit {
-		return nil, fmt.Errorf("httpx: GET %s: %d bytes over the %d-byte cap: %w", where, resp.ContentLength, limit, ErrBodyTooLarge)
+		return nil, fmt.Errorf("httpx: GET %s: body of %d bytes, above the %d-byte cap: %w", where, resp.ContentLength, limit, ErrBodyTooLarge)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("httpx: GET %s: read body: %w", where, err)
 	}
 	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("httpx: GET %s: body over the %d-byte cap: %w", where, limit, ErrBodyTooLarge)
+		return nil, fmt.Errorf("httpx: GET %s: body above the %d-byte cap: %w", where, limit, ErrBodyTooLarge)
 	}
 	return body, nil
 }

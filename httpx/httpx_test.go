@@ -258,14 +258,17 @@ func TestGet(t *testing.T) {
 		wantStatus int    // of a StatusError
 		wantSnip   string // its body
 		wantErr    error
+		wantMsg    string // part of the error's text
 	}{
 		{name: "200", path: "/ok", want: "hello"},
 		{name: "204", path: "/empty", want: ""},
 		{name: "body at the cap", path: "/exact", want: string(make([]byte, limit))},
 		{name: "404", path: "/missing", wantStatus: 404, wantSnip: "404 page not found\n"},
 		{name: "500", path: "/boom", wantStatus: 500, wantSnip: strings.Repeat("stack trace ", 100)[:httpx.MaxErrorBodyBytes]},
-		{name: "declared body over the cap", path: "/declared", wantErr: httpx.ErrBodyTooLarge},
-		{name: "streamed body over the cap", path: "/streamed", wantErr: httpx.ErrBodyTooLarge},
+		{name: "declared body over the cap", path: "/declared", wantErr: httpx.ErrBodyTooLarge,
+			wantMsg: "body of 1025 bytes, above the 1024-byte cap"},
+		{name: "streamed body over the cap", path: "/streamed", wantErr: httpx.ErrBodyTooLarge,
+			wantMsg: "body above the 1024-byte cap"},
 	}
 	client := &httpx.Client{HTTPClient: newClient(t), MaxBodyBytes: limit}
 	for _, tt := range tests {
@@ -283,6 +286,7 @@ func TestGet(t *testing.T) {
 				assert.Nil(t, got)
 			case tt.wantErr != nil:
 				assert.ErrorIs(t, err, tt.wantErr)
+				assert.ErrorContains(t, err, tt.wantMsg)
 				assert.Nil(t, got)
 			default:
 				require.NoError(t, err)
@@ -305,13 +309,19 @@ func TestGetDefaultCap(t *testing.T) {
 	base := serve(t, httpx.NewServer("", mux))
 	got, err := httpx.Get(t.Context(), base+"/")
 	assert.ErrorIs(t, err, httpx.ErrBodyTooLarge)
+	assert.ErrorContains(t, err, fmt.Sprintf("body above the %d-byte cap", httpx.DefaultMaxResponseBytes))
 	assert.Nil(t, got)
 }
 
 func TestGetContextEnds(t *testing.T) {
 	entered := make(chan struct{}, 1)
 	base := serve(t, httpx.NewServer("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/stall-body" {
+		switch r.URL.Path {
+		case "/stall-body":
+			w.Write([]byte("partial"))
+			w.(http.Flusher).Flush()
+		case "/stall-error-body":
+			w.WriteHeader(http.StatusInternalServerError)
 			w.Write([]byte("partial"))
 			w.(http.Flusher).Flush()
 		}
@@ -319,7 +329,7 @@ func TestGetContextEnds(t *testing.T) {
 		<-r.Context().Done()
 	})))
 
-	for _, path := range []string{"/stall-header", "/stall-body"} {
+	for _, path := range []string{"/stall-header", "/stall-body", "/stall-error-body"} {
 		t.Run(path, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(t.Context())
 			go func() {
@@ -331,6 +341,23 @@ func TestGetContextEnds(t *testing.T) {
 			assert.Nil(t, got)
 		})
 	}
+	t.Run("ends while reading an error body", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// The ctx ends once the 500's headers are in, while its body stalls.
+		hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := http.DefaultTransport.RoundTrip(r)
+			<-entered
+			cancel()
+			return resp, err
+		})}
+		_, err := (&httpx.Client{HTTPClient: hc}).Get(ctx, base+"/stall-error-body")
+		var se *httpx.StatusError
+		require.ErrorAs(t, err, &se, "the status is still reported")
+		assert.Equal(t, http.StatusInternalServerError, se.StatusCode)
+		assert.ErrorIs(t, err, context.Canceled)
+		assert.Contains(t, err.Error(), "body cut short: context canceled")
+	})
 	t.Run("ended before", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -392,3 +419,8 @@ func TestServerAnswersCurl(t *testing.T) {
 		})
 	}
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

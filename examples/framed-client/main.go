@@ -13,29 +13,24 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 	"golang.org/x/sync/errgroup"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "framed-client", err))
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -49,11 +44,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	size := fs.Int("size", 64, "payload bytes per frame (at least 8)")
 	conc := fs.Int("c", 4, "goroutines sending at once on the one connection")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long the whole run may take")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *n < 0 || *size < 8 || *size > framed.DefaultMaxFrameSize || *conc < 1 {
-		return fmt.Errorf("need -n >= 0, 8 <= -size <= %d and -c >= 1", framed.DefaultMaxFrameSize)
+		return cli.Usagef(fs, "need -n >= 0, 8 <= -size <= %d and -c >= 1", framed.DefaultMaxFrameSize)
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

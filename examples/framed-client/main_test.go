@@ -7,12 +7,16 @@ import (
 	"testing"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 // startServer runs a framed Server with handler h until the test ends.
 func startServer(t *testing.T, h framed.Handler) string {
@@ -45,4 +49,8 @@ func TestDetectsAWrongEcho(t *testing.T) {
 
 func TestRejectsBadFlags(t *testing.T) {
 	assert.Error(t, run(t.Context(), []string{"-size", "4"}, nil))
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "framed-client")
 }

@@ -6,7 +6,10 @@
 // trickles bytes is cut off), an idle time between frames, and a bound on
 // connections. On Ctrl-C or SIGTERM it shuts down gracefully: it stops
 // accepting, lets frames in progress finish and their echoes go out, and
-// exits 0.
+// exits 0. The graceful part is bounded by -grace (5 s): a peer stalled in
+// the middle of a frame does not hold the server for its whole
+// -frame-timeout, and the server has exited within about a second of the
+// grace ending.
 //
 // Usage:
 //
@@ -19,7 +22,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"net"
 	"os"
@@ -28,17 +30,14 @@ import (
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "framed-echo-server", err))
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -52,12 +51,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	maxConns := fs.Int("max-conns", 10000, "most connections served at once")
 	frameTimeout := fs.Duration("frame-timeout", 10*time.Second, "time a frame may take to arrive once begun")
 	idleTimeout := fs.Duration("idle-timeout", 5*time.Minute, "time a connection may stay silent between frames")
+	grace := fs.Duration("grace", 5*time.Second, "on Ctrl-C or SIGTERM, how long frames in progress may take to finish before their connections are closed")
 	verbose := fs.Bool("v", false, "log why each connection closed")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *maxFrame <= 0 {
-		return fmt.Errorf("-max-frame must be positive, not %d", *maxFrame)
+		return cli.Usagef(fs, "-max-frame must be positive, not %d", *maxFrame)
+	}
+	if *grace <= 0 {
+		return cli.Usagef(fs, "-grace must be positive, not %v", *grace)
 	}
 
 	level := slog.LevelInfo
@@ -87,16 +90,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case <-ctx.Done():
 	}
 
-	fmt.Fprintln(stdout, "shutting down: finishing frames in progress")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	fmt.Fprintf(stdout, "shutting down: finishing frames in progress (for at most %v)\n", *grace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		srv.Close() // some connections did not finish in time
+		// The grace is over: a peer is stalled mid-frame, or a handler is
+		// slow. Stopping is what was asked for, so this is no failure.
+		fmt.Fprintf(stdout, "grace of %v over: closing %d connections still open\n", *grace, srv.Stats().Active)
+		srv.Close()
 	}
 	if err := <-done; !errors.Is(err, framed.ErrServerClosed) {
 		return err
 	}
 	st := srv.Stats()
-	fmt.Fprintf(stdout, "stopped: %d connections, %d frames in, %d frames out\n", st.Accepted, st.FramesIn, st.FramesOut)
+	fmt.Fprintf(stdout, "stopped: %d connections, %d frames in, %d frames out, %d refused as too large, %d with an invalid length\n",
+		st.Accepted, st.FramesIn, st.FramesOut, st.FramesTooLarge, st.InvalidLength)
 	return nil
 }

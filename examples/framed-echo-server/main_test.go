@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestEchoesFramesAndEnforcesMaxFrame(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-max-frame", "16")
@@ -53,9 +58,63 @@ func TestShutdownPrintsStats(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, client.Close())
 	srv.Stop()
-	assert.Contains(t, srv.Output(), "stopped: 1 connections, 1 frames in, 1 frames out")
+	assert.Contains(t, srv.Output(), "stopped: 1 connections, 1 frames in, 1 frames out, 0 refused as too large, 0 with an invalid length")
 }
 
-func TestRejectsBadMaxFrame(t *testing.T) {
-	assert.Error(t, run(t.Context(), []string{"-max-frame", "0"}, nil))
+func TestShutdownCountsRefusedConnections(t *testing.T) {
+	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-max-frame", "16")
+	for _, header := range [][]byte{{17, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
+		raw, err := net.DialTimeout("tcp", srv.Addr, 5*time.Second)
+		require.NoError(t, err)
+		require.NoError(t, raw.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = raw.Write(header)
+		require.NoError(t, err)
+		_, err = raw.Read(make([]byte, 1))
+		assert.Error(t, err, "the server closes a connection after header %x", header)
+		raw.Close()
+	}
+	srv.Stop()
+	assert.Contains(t, srv.Output(), "stopped: 2 connections, 0 frames in, 0 frames out, 1 refused as too large, 1 with an invalid length")
+}
+
+// TestStopsWithinSixSecondsWithStalledPeer runs the server with its default
+// flags, as `go run` does: a peer stalled in the middle of a frame must not
+// hold a Ctrl-C for the whole 10 s frame timeout.
+func TestStopsWithinSixSecondsWithStalledPeer(t *testing.T) {
+	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0")
+	raw, err := net.DialTimeout("tcp", srv.Addr, 5*time.Second)
+	require.NoError(t, err)
+	defer raw.Close()
+	require.NoError(t, raw.SetDeadline(time.Now().Add(10*time.Second)))
+
+	// One whole frame, then the header of a 100-byte frame and 10 bytes of
+	// it, in one write: once the first echo is back, the server has read
+	// the rest too and waits in the middle of the second frame.
+	stream := []byte{2, 0, 0, 0, 'h', 'i', 100, 0, 0, 0}
+	stream = append(stream, make([]byte, 10)...)
+	_, err = raw.Write(stream)
+	require.NoError(t, err)
+	echo := make([]byte, 6)
+	_, err = io.ReadFull(raw, echo)
+	require.NoError(t, err)
+	require.Equal(t, []byte{2, 0, 0, 0, 'h', 'i'}, echo)
+
+	start := time.Now()
+	srv.Stop() // fails the test if run returns an error: the exit status would be 1
+	elapsed := time.Since(start)
+	assert.Less(t, elapsed, 6*time.Second, "Ctrl-C with a stalled peer")
+	assert.Contains(t, srv.Output(), "stopped: 1 connections, 1 frames in, 1 frames out")
+	t.Logf("stopped in %v with a peer stalled mid-frame", elapsed.Round(time.Millisecond))
+}
+
+func TestRejectsBadValues(t *testing.T) {
+	for _, give := range [][]string{{"-max-frame", "0"}, {"-grace", "0s"}} {
+		err := run(t.Context(), give, io.Discard)
+		var ue *cli.UsageError
+		assert.ErrorAs(t, err, &ue, "%q is a usage error", give)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "framed-echo-server")
 }

@@ -10,28 +10,23 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/framed-go/framed/examples/internal/cli"
 	"github.com/framed-go/framed/httpx"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "http-client", err))
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -41,12 +36,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(fs.Output(), "http-client fetches a URL and prints its body, with a timeout and a 10 MiB cap.\n\nUsage: go run ./examples/http-client [flags] URL\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("need exactly one URL")
+		return cli.Usagef(fs, "need a URL")
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

@@ -5,14 +5,20 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/cli"
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestPrintsBody(t *testing.T) {
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,6 +39,12 @@ func TestPrintsBody(t *testing.T) {
 }
 
 func TestNeedsOneURL(t *testing.T) {
-	var out bytes.Buffer
-	assert.Error(t, run(t.Context(), nil, &out))
+	var out, stderr bytes.Buffer
+	err := run(t.Context(), nil, &out)
+	assert.Equal(t, 2, cli.Exit(&stderr, "http-client", err), "a missing URL is a usage error")
+	assert.True(t, strings.HasPrefix(stderr.String(), "http-client: need a URL\nhttp-client fetches"), stderr.String())
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "http-client", "http://127.0.0.1:9/a", "http://127.0.0.1:9/b")
 }

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestShowsTheLibrary(t *testing.T) {
 	var out bytes.Buffer
@@ -25,4 +29,8 @@ func TestShowsTheLibrary(t *testing.T) {
 	} {
 		assert.Contains(t, s, want)
 	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "quickstart")
 }

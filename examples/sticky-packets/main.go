@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/signal"
@@ -29,17 +28,14 @@ import (
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "sticky-packets", err))
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -50,11 +46,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	addr := fs.String("addr", "127.0.0.1:0", "loopback address for the demo (port 0: any free port)")
 	n := fs.Int("n", 20, "number of messages the client sends")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 10000 {
-		return fmt.Errorf("-n must be between 1 and 10000, not %d", *n)
+		return cli.Usagef(fs, "-n must be between 1 and 10000, not %d", *n)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // bounds the whole demo
 	defer cancel()

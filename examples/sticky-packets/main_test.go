@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestShowsMergeAndFix(t *testing.T) {
 	var out bytes.Buffer
@@ -25,4 +29,8 @@ func TestMessageCountFlag(t *testing.T) {
 	require.NoError(t, run(t.Context(), []string{"-n", "3"}, &out))
 	assert.Contains(t, out.String(), "3 messages sent, 3 messages received, 3 intact and in order.")
 	assert.Error(t, run(t.Context(), []string{"-n", "0"}, &out))
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "sticky-packets")
 }

@@ -10,30 +10,26 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/framed-go/framed/examples/internal/cli"
 )
 
 const replyTimeout = 10 * time.Second // how long to wait for each echo
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "tcp-echo-client", err))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -43,7 +39,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:8888", "address of the echo server")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	var d net.Dialer

@@ -8,12 +8,16 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/framed-go/framed/examples/internal/exampletest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 // lineEcho serves one connection, echoing bytes, until it ends.
 func lineEcho(t *testing.T) string {
@@ -59,4 +63,8 @@ func TestDialErrorIsReturned(t *testing.T) {
 	ln.Close()
 	err = run(t.Context(), []string{"-addr", addr}, strings.NewReader(""), io.Discard)
 	assert.Error(t, err)
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "tcp-echo-client")
 }

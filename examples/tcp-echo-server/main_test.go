@@ -12,7 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestEchoesLines(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0")
@@ -45,4 +48,8 @@ func TestStopsWithOpenConnection(t *testing.T) {
 func TestRejectsBadFlag(t *testing.T) {
 	err := run(t.Context(), []string{"-nope"}, nil)
 	assert.Error(t, err)
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "tcp-echo-server")
 }

@@ -3,7 +3,9 @@
 // case), or the end of standard input, quits.
 //
 // UDP may lose a datagram: each exchange waits at most -timeout for the
-// reply, then reports the loss and goes on with the next line.
+// reply, then reports the loss and goes on with the next line. When the
+// server's host reports that nothing listens at -addr (an ICMP port
+// unreachable), it stops at once. It exits 1 if no reply ever came.
 //
 // Usage:
 //
@@ -17,7 +19,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,17 +26,14 @@ import (
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "udp-echo-client", err))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -46,11 +44,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	addr := fs.String("addr", "127.0.0.1:8888", "UDP address of the echo server")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for each reply")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "sending to %s; type a line, q to quit\n", *addr)
 	lines := bufio.NewScanner(stdin)
+	sent, answered := 0, 0
 	for lines.Scan() {
 		line := lines.Text()
 		if strings.EqualFold(strings.TrimSpace(line), "q") {
@@ -59,19 +58,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 		exCtx, cancel := context.WithTimeout(ctx, *timeout)
 		reply, err := framed.ExchangeUDP(exCtx, *addr, []byte(line))
 		cancel()
+		sent++
 		switch {
 		case ctx.Err() != nil: // Ctrl-C
 			return nil
 		case errors.Is(err, context.DeadlineExceeded):
 			fmt.Fprintf(stdout, "no reply within %v (UDP can lose datagrams)\n", *timeout)
+		case errors.Is(err, framed.ErrExchangeRefused): // no use sending more
+			return fmt.Errorf("nothing listens at %s: %w", *addr, framed.ErrExchangeRefused)
 		case err != nil:
 			return err
 		default:
+			answered++
 			fmt.Fprintf(stdout, "echo: %s\n", reply)
 		}
 	}
 	if err := lines.Err(); err != nil {
 		return err
+	}
+	if sent > 0 && answered == 0 {
+		return fmt.Errorf("no reply from %s to any of %d datagrams", *addr, sent)
 	}
 	fmt.Fprintln(stdout, "bye")
 	return nil

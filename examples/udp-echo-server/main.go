@@ -1,8 +1,8 @@
 // Command udp-echo-server answers every UDP datagram with the same bytes.
 //
-// It reads datagrams of up to 64 KiB, so none is cut short, and never
-// sends a reply larger than the request, so it cannot be used to amplify
-// traffic toward a spoofed address.
+// It reads datagrams whole, up to 65,527 bytes (the most one can carry),
+// so none is cut short, and never sends a reply larger than the request,
+// so it cannot be used to amplify traffic toward a spoofed address.
 //
 // Usage:
 //
@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
 	"os/signal"
@@ -23,17 +22,14 @@ import (
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/examples/internal/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return // -h: the usage is printed
-		}
-		log.Fatal(err)
-	}
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	os.Exit(cli.Exit(os.Stderr, "udp-echo-server", err))
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -43,7 +39,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:8888", "UDP address to listen on")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
 	pc, err := net.ListenPacket("udp", *addr)

@@ -12,7 +12,10 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunMainIfAsked(main)
+	goleak.VerifyTestMain(m)
+}
 
 func TestEchoesDatagrams(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0")
@@ -23,4 +26,8 @@ func TestEchoesDatagrams(t *testing.T) {
 		require.NoError(t, err, "datagram of %d bytes", len(give))
 		assert.Equal(t, give, string(got), "datagram of %d bytes", len(give))
 	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	exampletest.CheckUsageErrors(t, "udp-echo-server")
 }

@@ -7,10 +7,15 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
 )
 
 // RunFunc is the shape of an example server's run function.
@@ -94,4 +99,68 @@ func StartServer(t *testing.T, run RunFunc, args ...string) *Server {
 		t.Fatalf("server did not start listening within 10s")
 	}
 	return s
+}
+
+// runMainEnv, set to 1, makes a test binary run the program's main instead
+// of its tests, with the arguments that follow "--".
+const runMainEnv = "EXAMPLETEST_RUN_MAIN"
+
+// RunMainIfAsked, called first in an example's TestMain, runs main instead
+// of the tests when [CheckUsageErrors] started the test binary to play the
+// program: so that it checks what main does, exit status included.
+func RunMainIfAsked(main func()) {
+	if os.Getenv(runMainEnv) != "1" {
+		return
+	}
+	args := os.Args[1:]
+	for i, a := range args {
+		if a == "--" {
+			args = args[i+1:]
+			break
+		}
+	}
+	os.Args = append(os.Args[:1], args...)
+	main()
+	os.Exit(0)
+}
+
+// CheckUsageErrors checks how a program answers a command-line mistake: a
+// bad flag, and the stray arguments given (a lone address when none is
+// given), each end with exit status 2 and the mistake reported exactly
+// once on standard error, before anything runs. It runs the program's
+// real main in a process of its own (the test binary, through
+// [RunMainIfAsked]), so main's handling of the error is checked too.
+func CheckUsageErrors(t *testing.T, name string, stray ...string) {
+	t.Helper()
+	if len(stray) == 0 {
+		stray = []string{"127.0.0.1:9"}
+	}
+	tests := []struct {
+		name    string
+		give    []string
+		wantMsg string
+	}{
+		{name: "bad flag", give: []string{"-no-such-flag"}, wantMsg: "flag provided but not defined: -no-such-flag"},
+		{name: "stray argument", give: stray, wantMsg: "unexpected argument " + strconv.Quote(stray[len(stray)-1])},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"--"}, tt.give...)...)
+			cmd.Env = append(os.Environ(), runMainEnv+"=1")
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			var ee *exec.ExitError
+			if assert.ErrorAs(t, err, &ee, "%s %q: stderr %q", name, tt.give, stderr.String()) {
+				assert.Equal(t, 2, ee.ExitCode(), "exit status of %s %q", name, tt.give)
+			}
+			out := stderr.String()
+			assert.True(t, strings.HasPrefix(out, name+": "+tt.wantMsg), "%q starts with %q", out, tt.wantMsg)
+			assert.Equal(t, 1, strings.Count(out, tt.wantMsg), "the message once in %q", out)
+			assert.Contains(t, out, "Usage:")
+			assert.Empty(t, stdout.String(), "nothing on standard output")
+		})
+	}
 }
