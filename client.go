@@ -267,13 +267,17 @@ func (c *Client) Receive(ctx context.Context) ([]byte, error) {
 		// buffered bytes on Close.
 		return nil, errClientClosed
 	}
-	if ctx.Done() != nil && !c.conn.rd.frameBuffered() {
+	bounded := ctx.Done() != nil && !c.conn.rd.frameBuffered()
+	if bounded {
 		defer c.boundRead(ctx)()
 	}
 	p, err := c.conn.ReadFrame()
 	if err != nil {
 		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() && ctx.Err() != nil {
+		if bounded && errors.As(err, &ne) && ne.Timeout() {
+			// Only ctx sets this Conn's read deadline: it has ended, or
+			// its timer is about to say so.
+			<-ctx.Done()
 			return nil, ctx.Err()
 		}
 		return nil, err
@@ -461,7 +465,7 @@ func (c *Client) checkDebt() error {
 	if c.owed == 0 || time.Since(c.owedSince) < c.lateReply {
 		return nil
 	}
-	return fmt.Errorf("%w: %d replies owed to Requests that gave up did not come within %v",
+	return fmt.Errorf("%w: the replies owed to %d Requests that gave up did not come within %v",
 		ErrOutOfStep, c.owed, c.lateReply)
 }
 
