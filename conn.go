@@ -233,6 +233,9 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 // breaks the framing.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
+// position returns how many bytes of the stream ReadFrame has consumed.
+func (c *Conn) position() int64 { return c.in.n.Load() - int64(c.rd.Buffered()) }
+
 // Buffered returns the number of bytes received but not yet returned by
 // ReadFrame.
 func (c *Conn) Buffered() int { return c.rd.Buffered() }

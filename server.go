@@ -1,12 +1,15 @@
 package framed
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,12 +94,11 @@ func (s ConnState) String() string {
 //
 // [Server.Serve] returns [ErrServerClosed] after [Server.Shutdown] or
 // [Server.Close], and at once when called after them. Shutdown stops
-// accepting, stops connections that are idle between frames at once, lets
-// every connection in the middle of a frame read it, serve it and send its
-// replies before it stops, and returns when all are gone. Close closes
-// everything at once. Both wait for every goroutine the Server started,
-// handlers included; both may be called any number of times, from any
-// goroutine, also before Serve. A Serve loop survives temporary accept
+// accepting, serves every frame that had reached a connection, sends its
+// replies and then a FIN, and returns when all connections are gone.
+// Close closes everything at once. Both wait for every goroutine the
+// Server started, handlers included; both may be called any number of
+// times, from any goroutine (a handler's included), also before Serve. A Serve loop survives temporary accept
 // errors (such as running out of file descriptors): it logs them and
 // retries after 5 ms, doubling the wait up to a second.
 //
@@ -169,10 +171,10 @@ type Server struct {
 
 	// ConnState, when not nil, is called with [StateNew] and then
 	// [StateClosed], each exactly once, for every connection the Server
-	// serves. It runs on the connection's goroutine and must not call
-	// Shutdown or Close, which wait for that goroutine. The connection
-	// counts in ServerStats.Active until just after the StateClosed call
-	// returns.
+	// serves. It runs on the connection's goroutine; like a handler, it
+	// may call Shutdown or Close, which then do not wait for that
+	// connection. The connection counts in ServerStats.Active until just
+	// after the StateClosed call returns.
 	ConnState func(*Conn, ConnState)
 
 	// BaseContext, when not nil, returns the context from which the
@@ -189,8 +191,7 @@ type Server struct {
 	conns      map[*serverConn]struct{}
 	retired    connTotals    // counts of connections already closed
 	done       chan struct{} // closed when Shutdown or Close begins
-	gone       chan struct{} // closed when, after done, no Serve loop or connection is left
-	goneClosed bool
+	left       chan struct{} // closed when a Serve loop or connection leaves, if someone waits
 	sem        chan struct{} // one token per open connection when MaxConns > 0
 }
 
@@ -218,6 +219,11 @@ type ServerStats struct {
 	ConnErrors      int64 // another network error: a reset, the peer gone mid-frame, a failed TLS handshake
 	HandlerErrors   int64 // a handler returned an error, the connection being sound
 	PanicsRecovered int64 // a handler panicked
+
+	// LingerTimeouts counts connections closed gracefully (see
+	// [Server.Shutdown]) whose peer neither closed nor stopped sending
+	// within half a second of the FIN, and were then closed anyway.
+	LingerTimeouts int64
 }
 
 // serverCounters are the counts of events the Server sees once per
@@ -226,7 +232,7 @@ type serverCounters struct {
 	accepted, maxConnsWaits, acceptErrors                  atomic.Int64
 	tooLarge, invalidLength                                atomic.Int64
 	frameTimeouts, idleTimeouts, writeTimeouts, connErrors atomic.Int64
-	handlerErrors, panics                                  atomic.Int64
+	handlerErrors, panics, lingerTimeouts                  atomic.Int64
 }
 
 // connTotals are the per-connection counts that Stats adds up.
@@ -261,6 +267,7 @@ func (s *Server) Stats() ServerStats {
 		ConnErrors:      c.connErrors.Load(),
 		HandlerErrors:   c.handlerErrors.Load(),
 		PanicsRecovered: c.panics.Load(),
+		LingerTimeouts:  c.lingerTimeouts.Load(),
 	}
 	s.mu.Lock()
 	t := s.retired
@@ -370,7 +377,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		ctx, cancel := context.WithCancel(baseCtx)
 		sc := &serverConn{c: NewConn(nc, cfg), cancel: cancel, sem: sem}
 		sc.c.q.counts = &sc.out
-		sc.state.Store(connActive) // not idle until it has looked at its buffer
 		if !s.trackConn(sc) {
 			cancel()
 			sc.c.Close()
@@ -415,56 +421,53 @@ func (s *Server) check() error {
 }
 
 // Shutdown shuts the Server down gracefully. It closes every listener, so
-// that Serve returns [ErrServerClosed]; stops every connection that is idle
-// between frames at once; and lets every other connection finish the frame
-// it is reading or serving before it stops. Then it waits until every Serve
-// loop and connection is gone, and returns nil, or ctx's error if ctx ends
-// first: the connections left are still open, and Close closes them.
-// Shutdown does not cancel handler contexts.
+// that Serve returns [ErrServerClosed], and drains every connection: each
+// frame whose bytes had reached the server when Shutdown reached the
+// connection (in its read buffer or, on Linux, in the socket's receive
+// queue) is read and served, and its replies are sent; frames that arrive
+// later are not served. A connection idle between frames stops at once. A
+// frame that had begun to arrive is read whole, within FrameTimeout: a peer
+// stalled inside one keeps its connection until then. Then the connection
+// sends a TCP FIN, so its peer reads [io.EOF] right after the last reply:
+// for requests answered in order, every request before that point was
+// answered and none after it. Over TLS, and on other platforms, the frames
+// served are those already buffered.
 //
-// A connection that stops sends the replies written so far and a TCP FIN,
-// so its peer reads [io.EOF] after the last reply; then it discards what
-// the peer sends, until the peer closes or for at most half a second, and
-// closes. Closing at once could lose the replies to a TCP reset.
+// Shutdown waits until every Serve loop and connection is gone and returns
+// nil, or ctx's error if ctx ends first: the connections left are still
+// open, and Close closes them. It does not cancel handler contexts.
+//
+// Like every graceful close, a drained connection then discards what the
+// peer sends until the peer closes or for at most half a second (counted
+// in ServerStats.LingerTimeouts when it runs out), and closes: closing at
+// once could lose the replies to a TCP reset.
 //
 // Shutdown returns the error, if any, of closing a listener. It may be
-// called more than once and concurrently with Close.
+// called more than once and concurrently with Close, also from a handler:
+// it then waits for every other connection, and the handler's own
+// connection drains once the handler returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
 	s.closeDoneLocked()
 	err := s.closeListenersLocked()
-	var idle []*serverConn
 	for sc := range s.conns {
-		if sc.state.CompareAndSwap(connIdle, connStopping) {
-			idle = append(idle, sc)
-		}
+		sc.shutdown()
 	}
-	gone := s.goneLocked()
 	s.mu.Unlock()
-
-	// Wake each idle connection's goroutine, which closes it gracefully.
-	// Closing the socket here instead could lose replies still queued in
-	// it, should the peer have sent more bytes: see lingerClose.
-	for _, sc := range idle {
-		sc.c.SetReadDeadline(aLongTimeAgo)
-	}
-	if gone == nil {
-		return err
-	}
-	select {
-	case <-gone:
-		return err
-	case <-ctx.Done():
+	if werr := s.waitGone(ctx.Done()); werr != nil {
 		return ctx.Err()
 	}
+	return err
 }
 
 // Close closes every listener and connection at once, cancels the handler
 // contexts, and waits until every Serve loop and handler has returned.
 // Replies not yet sent are dropped. It returns the error, if any, of
 // closing a listener. It may be called more than once and concurrently
-// with Shutdown.
+// with Shutdown, also from a handler: it then waits for every other
+// handler, and the calling handler's connection, already closed, ends when
+// the handler returns.
 func (s *Server) Close() error {
 	s.inShutdown.Store(true)
 	s.mu.Lock()
@@ -472,20 +475,75 @@ func (s *Server) Close() error {
 	err := s.closeListenersLocked()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
-		sc.state.Store(connClosed)
+		sc.state.Store(int32(connClosed))
 		conns = append(conns, sc)
 	}
-	gone := s.goneLocked()
 	s.mu.Unlock()
 
 	for _, sc := range conns {
 		sc.cancel()
 		sc.c.Close()
 	}
-	if gone != nil {
-		<-gone
-	}
+	s.waitGone(nil)
 	return err
+}
+
+// errWaitAbandoned is waitGone's error when done is closed first.
+var errWaitAbandoned = errors.New("framed: wait abandoned")
+
+// waitGone waits until no Serve loop or connection is left, but the
+// connection whose handler is calling, or until done is closed.
+func (s *Server) waitGone(done <-chan struct{}) error {
+	self := goroutineID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		left := len(s.conns)
+		for sc := range s.conns {
+			if sc.goid.Load() == self {
+				left--
+			}
+		}
+		if left == 0 && len(s.listeners) == 0 {
+			return nil
+		}
+		if s.left == nil {
+			s.left = make(chan struct{})
+		}
+		ch := s.left
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-done:
+			s.mu.Lock()
+			return errWaitAbandoned
+		}
+		s.mu.Lock()
+	}
+}
+
+// leftLocked wakes waitGone: a Serve loop or connection has left.
+func (s *Server) leftLocked() {
+	if s.left != nil {
+		close(s.left)
+		s.left = nil
+	}
+}
+
+// goroutineID returns the calling goroutine's id, which Close and Shutdown
+// compare with the one serving each connection, so that a handler that
+// calls them does not wait for itself. Go has no API for it; the first
+// line of the goroutine's stack trace names it, as golang.org/x/net/http2
+// reads it too.
+func goroutineID() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i >= 0 {
+		b = b[:i]
+	}
+	id, _ := strconv.ParseUint(string(b), 10, 64)
+	return id
 }
 
 func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
@@ -525,33 +583,12 @@ func (s *Server) closeListenersLocked() error {
 	return err
 }
 
-// goneLocked returns a channel closed once no Serve loop or connection is
-// left, or nil if none is left now. The Server must be shutting down.
-func (s *Server) goneLocked() <-chan struct{} {
-	if len(s.listeners) == 0 && len(s.conns) == 0 {
-		return nil
-	}
-	if s.gone == nil {
-		s.gone = make(chan struct{})
-	}
-	return s.gone
-}
-
-// untrackedLocked closes s.gone if the last Serve loop or connection has
-// just gone during shutdown.
-func (s *Server) untrackedLocked() {
-	if s.gone != nil && !s.goneClosed && len(s.listeners) == 0 && len(s.conns) == 0 {
-		close(s.gone)
-		s.goneClosed = true
-	}
-}
-
 func (s *Server) trackListener(l *onceCloseListener, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !add {
 		delete(s.listeners, l)
-		s.untrackedLocked()
+		s.leftLocked()
 		return true
 	}
 	if s.shuttingDown() {
@@ -588,7 +625,7 @@ func (s *Server) untrackConn(sc *serverConn) {
 	if sc.sem != nil {
 		<-sc.sem
 	}
-	s.untrackedLocked()
+	s.leftLocked()
 	s.mu.Unlock()
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -17,25 +18,53 @@ import (
 // destroy the replies just written.
 const lingerTimeout = 500 * time.Millisecond
 
-// A serverConn's state tells Shutdown what it may do with it.
-const (
-	connActive   int32 = iota // reading a frame or serving one: left to finish
-	connIdle                  // waiting for a frame's first byte: stopped at once
-	connStopping              // stopped while idle by Shutdown
-	connClosed                // closed by Close
-)
-
 // aLongTimeAgo is a read deadline that has passed: it wakes a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
+
+// connState is where a server connection is in its life, as Shutdown and
+// Close see it. It moves from active to idle and back while frames come,
+// and from either to draining (Shutdown) or closed (Close), never back.
+type connState int32
+
+const (
+	connActive   connState = iota // reading or serving frames
+	connIdle                      // waiting for the first byte of a frame
+	connDraining                  // Shutdown reached it: serve what had arrived, then stop
+	connClosed                    // Close reached it: stop now
+)
 
 // serverConn is a connection that a Server serves.
 type serverConn struct {
 	c        *Conn
 	cancel   context.CancelFunc
 	sem      chan struct{}
+	goid     atomic.Uint64 // the goroutine serving it
 	state    atomic.Int32
-	framesIn atomic.Int64 // stored after each batch of frames
+	wake     sync.Mutex   // orders Shutdown's wake-up of an idle connection before the connection's own deadlines
+	framesIn atomic.Int64 // stored after each run of frames
 	out      writeCounts  // guarded by c's write queue
+
+	// Used by the connection's goroutine alone.
+	corked  bool
+	drainTo int64 // while draining: the stream position to serve up to
+}
+
+func (sc *serverConn) load() connState { return connState(sc.state.Load()) }
+
+func (sc *serverConn) cas(from, to connState) bool {
+	return sc.state.CompareAndSwap(int32(from), int32(to))
+}
+
+// shutdown moves sc to draining, waking it if it is idle, and reports
+// whether it was open.
+func (sc *serverConn) shutdown() bool {
+	sc.wake.Lock()
+	defer sc.wake.Unlock()
+	if sc.cas(connIdle, connDraining) {
+		sc.c.SetReadDeadline(aLongTimeAgo)
+		return true
+	}
+	return sc.cas(connActive, connDraining)
 }
 
 func (sc *serverConn) totals() connTotals {
@@ -49,7 +78,7 @@ type connEnd int
 const (
 	endPeerClosed   connEnd = iota // io.EOF between frames
 	endClosed                      // closed by Close or by a handler
-	endShutdown                    // stopped by Shutdown, between frames
+	endShutdown                    // stopped by Shutdown, once what had arrived was served
 	endTooLarge                    // FrameTooLargeError
 	endInvalid                     // ErrInvalidLength
 	endFrameTimeout                // FrameTimeout passed inside a frame
@@ -76,19 +105,25 @@ var endNames = [...]string{
 
 func (e connEnd) String() string { return endNames[e] }
 
+// discards reports whether a connection that ends this way drops the
+// replies still queued: only Close and a failed write do. Every other end
+// sends them, then a FIN, and lingers (see lingerClose).
+func (e connEnd) discards() bool {
+	return e == endClosed || e == endWriteTimeout || e == endConnError
+}
+
 // serveConn serves sc until it ends, closes it, and reports it gone.
 func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	c := sc.c
+	sc.goid.Store(goroutineID())
 	if s.ConnState != nil {
 		s.ConnState(c, StateNew)
 	}
 	end, err := s.serveFrames(ctx, sc)
-	switch end {
-	case endShutdown, endHandlerError:
-		lingerClose(c)
-	default:
-		c.Flush()
+	if end.discards() {
 		c.Close()
+	} else if !lingerClose(c) {
+		s.counters.lingerTimeouts.Add(1)
 	}
 	sc.cancel()
 	s.count(end)
@@ -106,59 +141,36 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 }
 
 // serveFrames reads and serves sc's frames until the connection must end,
-// and says why.
+// and says why. Frames come in runs: those that arrived together are
+// served with the replies held, which go out in one write when the run
+// ends.
 func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, err error) {
 	c := sc.c
 	h := s.Handler
 	if h == nil {
 		h = EchoHandler{}
 	}
-	idle, frame := s.IdleTimeout, s.FrameTimeout
 	var framesIn int64
 	defer func() { sc.framesIn.Store(framesIn) }()
-	corked := false
 	for {
 		if !c.rd.frameBuffered() {
-			// The next read may block: send the replies held so far.
-			err := c.q.flushUncork(corked)
-			corked = false
-			if err != nil {
-				return sc.ended(writeEnd(err), err)
-			}
 			sc.framesIn.Store(framesIn)
-			if c.rd.Buffered() == 0 {
-				// Idle until the next frame's first byte. The deadline is
-				// set before the state says idle, so that the one Shutdown
-				// sets to wake the connection cannot be overwritten.
-				if idle != 0 || frame != 0 {
-					if err := c.SetReadDeadline(deadline(idle)); err != nil {
-						return sc.ended(endConnError, err)
-					}
-				}
-				if !sc.state.CompareAndSwap(connActive, connIdle) {
-					return sc.ended(endClosed, nil)
-				}
-				if s.shuttingDown() {
-					return endShutdown, nil
-				}
-				err := c.waitFrame(0, 0)
-				if !sc.state.CompareAndSwap(connIdle, connActive) {
-					return sc.ended(endClosed, nil)
-				}
-				if err != nil {
-					return sc.ended(readEnd(err, true), err)
-				}
+			if end, err, stop := s.endRun(sc); stop {
+				return end, err
 			}
 		}
-		p, err := c.readFrameWithin(idle, frame)
+		if sc.drainTo != 0 && c.position() >= sc.drainTo {
+			return endShutdown, nil // served all that had arrived
+		}
+		p, err := c.readFrameWithin(s.IdleTimeout, s.FrameTimeout)
 		if err != nil {
-			return sc.ended(readEnd(err, false), err)
+			return sc.readEnded(err, false), err
 		}
 		framesIn++
-		if !corked {
+		if !sc.corked {
 			// Hold replies until the frames buffered now are served.
 			c.q.setCorked(true)
-			corked = true
+			sc.corked = true
 		}
 		if end, err := s.serveFrame(ctx, h, c, p); err != nil {
 			if end == endHandlerError {
@@ -168,24 +180,91 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 					end = writeEnd(ferr)
 				}
 			}
-			return sc.ended(end, err)
-		}
-		if s.shuttingDown() {
-			return endShutdown, nil
+			return end, err
 		}
 	}
 }
 
-// ended returns end and err, unless Shutdown or Close stopped the
-// connection, which explains err better.
-func (sc *serverConn) ended(end connEnd, err error) (connEnd, error) {
-	switch sc.state.Load() {
-	case connStopping:
-		return endShutdown, nil
-	case connClosed:
-		return endClosed, err
+// endRun is the step between runs of frames, when the next read may
+// block: it sends the replies held, notices Shutdown, and waits idle for
+// the next frame's first byte. stop tells the connection to end.
+func (s *Server) endRun(sc *serverConn) (end connEnd, err error, stop bool) {
+	c := sc.c
+	err = c.q.flushUncork(sc.corked)
+	sc.corked = false
+	if err != nil {
+		return writeEnd(err), err, true
 	}
-	return end, err
+	switch sc.load() {
+	case connClosed:
+		return endClosed, nil, true
+	case connDraining:
+		sc.startDrain()
+		return 0, nil, false
+	}
+	if c.rd.Buffered() > 0 {
+		return 0, nil, false // a frame has begun: read it with FrameTimeout
+	}
+	// Idle until the next frame's first byte. The deadline is set before
+	// the state says idle, so that the one Shutdown sets to wake the
+	// connection cannot be overwritten.
+	idle, frame := s.IdleTimeout, s.FrameTimeout
+	if idle != 0 || frame != 0 {
+		if err := c.SetReadDeadline(deadline(idle)); err != nil {
+			return endConnError, err, true
+		}
+	}
+	if !sc.cas(connActive, connIdle) {
+		return s.endRun(sc) // Shutdown or Close came first
+	}
+	err = c.waitFrame(0, 0)
+	if sc.cas(connIdle, connActive) {
+		if err != nil {
+			return sc.readEnded(err, true), err, true
+		}
+		return 0, nil, false
+	}
+	if sc.load() == connClosed {
+		return endClosed, nil, true
+	}
+	// Shutdown woke it. A byte that had arrived is served; a timeout is
+	// only the wake-up.
+	sc.startDrain()
+	var ne net.Error
+	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+		return sc.readEnded(err, true), err, true
+	}
+	return 0, nil, false
+}
+
+// startDrain fixes, once Shutdown has reached the connection, how far it
+// is served: every byte received by then, in the read buffer or in the
+// socket's receive queue. A frame that begins before that point is read
+// whole, within FrameTimeout.
+func (sc *serverConn) startDrain() {
+	if sc.drainTo != 0 {
+		return
+	}
+	c := sc.c
+	sc.wake.Lock()
+	// Shutdown's wake-up deadline has been set, if it was to be: replace
+	// it with the frame's own.
+	c.SetReadDeadline(time.Time{})
+	sc.wake.Unlock()
+	sc.drainTo = c.in.n.Load() + int64(max(0, receiveQueued(c.nc)))
+	if sc.drainTo == 0 {
+		sc.drainTo = -1 // nothing ever received: stop at once
+	}
+}
+
+// readEnded says why a read error ends the connection; idle tells whether
+// it came while waiting for a frame's first byte. When Close stopped the
+// connection, that is the reason.
+func (sc *serverConn) readEnded(err error, idle bool) connEnd {
+	if sc.load() == connClosed {
+		return endClosed
+	}
+	return readEnd(err, idle)
 }
 
 // serveFrame calls h, turning a panic into an error.
@@ -259,16 +338,19 @@ func (s *Server) count(end connEnd) {
 }
 
 // lingerClose sends what is queued on c and a FIN, then discards what the
-// peer sends until it closes or lingerTimeout passes, and closes c.
-// Closing a TCP socket with unread bytes sends a reset, and a reset makes
-// the kernel drop the replies it has not sent yet. A connection that cannot
-// half-close still sends what is queued before it closes.
-func lingerClose(c *Conn) {
+// peer sends until it closes or lingerTimeout passes, and closes c. It
+// reports false when the linger timed out. Closing a TCP socket with
+// unread bytes sends a reset, and a reset makes the kernel drop the
+// replies it has not sent yet. A connection that cannot half-close still
+// sends what is queued before it closes.
+func lingerClose(c *Conn) (closedByPeer bool) {
+	closedByPeer = true
 	err := c.CloseWrite()
 	if errors.Is(err, errors.ErrUnsupported) {
 		c.Flush()
 	}
 	if err == nil {
+		closedByPeer = false
 		end := time.Now().Add(lingerTimeout)
 		// Shutdown may set a passed deadline once more after this one:
 		// then the read times out early and starts again.
@@ -276,9 +358,11 @@ func lingerClose(c *Conn) {
 			_, err := io.Copy(io.Discard, &c.in)
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
+				closedByPeer = true
 				break
 			}
 		}
 	}
 	c.Close()
+	return closedByPeer
 }
