@@ -186,13 +186,13 @@ type Server struct {
 	inShutdown atomic.Bool
 	counters   serverCounters
 
-	mu         sync.Mutex
-	listeners  map[*onceCloseListener]struct{}
-	conns      map[*serverConn]struct{}
-	retired    connTotals    // counts of connections already closed
-	done       chan struct{} // closed when Shutdown or Close begins
-	left       chan struct{} // closed when a Serve loop or connection leaves, if someone waits
-	sem        chan struct{} // one token per open connection when MaxConns > 0
+	mu        sync.Mutex
+	listeners map[*onceCloseListener]struct{}
+	conns     map[*serverConn]struct{}
+	retired   connTotals    // counts of connections already closed
+	done      chan struct{} // closed when Shutdown or Close begins
+	left      chan struct{} // closed when a Serve loop or connection leaves, if someone waits
+	sem       chan struct{} // one token per open connection when MaxConns > 0
 }
 
 // ServerStats is a snapshot of a [Server]'s counters, from [Server.Stats].
