@@ -33,97 +33,6 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// ioTimeout bounds every blocking read or write a test makes, so that a
-// bug fails the test instead of hanging it.
-const ioTimeout = 10 * time.Second
-
-// running is a Server serving a loopback listener.
-type running struct {
-	s    *framed.Server
-	addr string
-
-	errc chan error
-	once sync.Once
-	err  error
-}
-
-// serve starts s on 127.0.0.1:0. Cleanup closes s and checks that Serve
-// returned ErrServerClosed.
-func serve(t testing.TB, s *framed.Server) *running {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	return serveOn(t, s, ln)
-}
-
-func serveOn(t testing.TB, s *framed.Server, ln net.Listener) *running {
-	t.Helper()
-	r := &running{s: s, addr: ln.Addr().String(), errc: make(chan error, 1)}
-	go func() { r.errc <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		assert.NoError(t, s.Close(), "Close")
-		assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed, "Serve's error")
-	})
-	return r
-}
-
-// serveErr waits for Serve to return and returns its error.
-func (r *running) serveErr() error {
-	r.once.Do(func() {
-		t := time.NewTimer(ioTimeout)
-		defer t.Stop()
-		select {
-		case r.err = <-r.errc:
-		case <-t.C:
-			r.err = errors.New("Serve did not return")
-		}
-	})
-	return r.err
-}
-
-// dialRaw connects to addr; cleanup closes the connection.
-func dialRaw(t testing.TB, addr string) *net.TCPConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
-	return nc.(*net.TCPConn)
-}
-
-// dial connects to addr with a framed Conn; cleanup closes it.
-func dial(t testing.TB, addr string) *framed.Conn {
-	t.Helper()
-	return framed.NewConn(dialRaw(t, addr), framed.ConnConfig{})
-}
-
-// roundTrip sends msg on c and checks that the reply equals it.
-func roundTrip(t testing.TB, c *framed.Conn, msg []byte) {
-	t.Helper()
-	require.NoError(t, c.WriteFrame(msg), "write %d bytes", len(msg))
-	got, err := c.ReadFrame()
-	require.NoError(t, err, "read reply to %d bytes", len(msg))
-	require.True(t, bytes.Equal(msg, got), "reply to %d bytes differs (got %d bytes)", len(msg), len(got))
-}
-
-// rawHeader returns a default-format header claiming n bytes.
-func rawHeader(n int32) []byte {
-	return binary.LittleEndian.AppendUint32(nil, uint32(n))
-}
-
-// waitFor polls cond until it holds or d passes, for states that send no
-// signal, such as counters.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNow(t, "timed out waiting for "+what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // closedHook returns a ConnState hook and a channel that receives every
 // connection the hook reports closed.
 func closedHook(n int) (func(*framed.Conn, framed.ConnState), <-chan *framed.Conn) {
@@ -133,20 +42,6 @@ func closedHook(n int) (func(*framed.Conn, framed.ConnState), <-chan *framed.Con
 			ch <- c
 		}
 	}, ch
-}
-
-// recv receives from ch within ioTimeout.
-func recv[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(ioTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		require.FailNow(t, "timed out waiting for "+what)
-		panic("unreachable")
-	}
 }
 
 // syncBuffer is a bytes.Buffer that a slog handler and a test may share.
