@@ -16,8 +16,9 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// testTimeout bounds every wait in these tests, so a lost frame or a missed
-// wake-up fails the test instead of hanging it.
+// testTimeout bounds every wait and every blocking read or write in these
+// tests, so a lost frame, a missed wake-up or a bug fails the test instead
+// of hanging it. It is never the time a test expects something to take.
 const testTimeout = 20 * time.Second
 
 // transport makes a connected pair of net.Conns that t's cleanup closes.
@@ -218,10 +219,6 @@ func frameOf(seq, n int) []byte {
 	return p
 }
 
-// ioTimeout bounds every blocking read or write a test makes, so that a
-// bug fails the test instead of hanging it.
-const ioTimeout = 10 * time.Second
-
 // running is a Server serving a loopback listener.
 type running struct {
 	s    *framed.Server
@@ -255,7 +252,7 @@ func serveOn(t testing.TB, s *framed.Server, ln net.Listener) *running {
 // serveErr waits for Serve to return and returns its error.
 func (r *running) serveErr() error {
 	r.once.Do(func() {
-		t := time.NewTimer(ioTimeout)
+		t := time.NewTimer(testTimeout)
 		defer t.Stop()
 		select {
 		case r.err = <-r.errc:
@@ -269,10 +266,10 @@ func (r *running) serveErr() error {
 // dialRaw connects to addr; cleanup closes the connection.
 func dialRaw(t testing.TB, addr string) *net.TCPConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
+	nc, err := net.DialTimeout("tcp", addr, testTimeout)
 	require.NoError(t, err)
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
 	return nc.(*net.TCPConn)
 }
 
@@ -309,10 +306,10 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// recv receives from ch within ioTimeout.
+// recv receives from ch within testTimeout.
 func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
-	timer := time.NewTimer(ioTimeout)
+	timer := time.NewTimer(testTimeout)
 	defer timer.Stop()
 	select {
 	case v := <-ch:

@@ -214,11 +214,11 @@ func TestServerShutdownUnderLoad(t *testing.T) {
 	}
 	// A connection still in the listen backlog when Shutdown closes the
 	// listener is reset by the kernel: let the server take them all first.
-	waitFor(t, ioTimeout, "every connection to be accepted", func() bool { return s.Stats().Active == clients })
+	waitFor(t, testTimeout, "every connection to be accepted", func() bool { return s.Stats().Active == clients })
 	close(start)
 
 	recv(t, mid, "frames to be served")
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	began := time.Now()
 	require.NoError(t, s.Shutdown(ctx), "Shutdown")
@@ -323,15 +323,15 @@ func TestServerShutdownAndClose(t *testing.T) {
 			// A client connects while the Server shuts down, and closes
 			// when it reads the end of the stream.
 			var client sync.WaitGroup
-			if nc, err := net.DialTimeout("tcp", ln.Addr().String(), ioTimeout); err == nil {
+			if nc, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout); err == nil {
 				client.Go(func() {
 					defer nc.Close()
-					nc.SetDeadline(time.Now().Add(ioTimeout))
+					nc.SetDeadline(time.Now().Add(testTimeout))
 					nc.Write(rawHeader(0))
 					io.Copy(io.Discard, nc)
 				})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			assert.NoError(t, s.Shutdown(ctx), "round %d: Shutdown", i)
 			cancel()
 			assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed, "round %d", i)
@@ -583,7 +583,7 @@ func TestServerHostilePeers(t *testing.T) {
 			assert.Less(t, took, tt.min+time.Second, "closed too late")
 			// ConnState(StateClosed) runs before the connection leaves the
 			// server's count, so Active may lag the hook a moment.
-			waitFor(t, ioTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
+			waitFor(t, testTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
 			st := s.Stats()
 			assert.Equal(t, int64(1), tt.counter(st), "the case's counter")
 			assert.Equal(t, int64(1), st.Active, "the good client is still connected")
@@ -621,7 +621,7 @@ func TestServerMemoryStalledConns(t *testing.T) {
 		_, err := clients[i].Write(rawHeader(framed.DefaultMaxFrameSize))
 		require.NoError(t, err)
 	}
-	waitFor(t, ioTimeout, "every header to be read", func() bool {
+	waitFor(t, testTimeout, "every header to be read", func() bool {
 		st := s.Stats()
 		return st.Accepted == conns && st.BytesIn == conns*4
 	})
@@ -631,7 +631,7 @@ func TestServerMemoryStalledConns(t *testing.T) {
 		_, err := nc.Write(make([]byte, payload))
 		require.NoError(t, err)
 	}
-	waitFor(t, ioTimeout, "the payload bytes to be read", func() bool {
+	waitFor(t, testTimeout, "the payload bytes to be read", func() bool {
 		return s.Stats().BytesIn == conns*(4+payload)
 	})
 
@@ -667,7 +667,7 @@ func TestServerMemoryIdleConns(t *testing.T) {
 		clients[i] = framed.NewConn(dialRaw(t, r.addr), framed.ConnConfig{ReadBufferSize: 128})
 		roundTrip(t, clients[i], msg)
 	}
-	waitFor(t, ioTimeout, "every reply to be counted", func() bool { return s.Stats().FramesOut == conns })
+	waitFor(t, testTimeout, "every reply to be counted", func() bool { return s.Stats().FramesOut == conns })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	total := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
@@ -686,14 +686,14 @@ func TestServerMaxConns(t *testing.T) {
 
 	c3 := dial(t, r.addr) // the kernel completes the handshake; Serve does not accept
 	require.NoError(t, c3.WriteFrame([]byte("three")))
-	waitFor(t, ioTimeout, "Serve to wait for a slot", func() bool { return s.Stats().MaxConnsWaits >= 1 })
+	waitFor(t, testTimeout, "Serve to wait for a slot", func() bool { return s.Stats().MaxConnsWaits >= 1 })
 	assert.Equal(t, int64(2), s.Stats().Accepted, "Accepted at the limit")
 	require.NoError(t, c3.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	_, err := c3.ReadFrame()
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the third connection is not served at the limit")
 
 	require.NoError(t, c1.Close())
-	require.NoError(t, c3.SetReadDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, c3.SetReadDeadline(time.Now().Add(testTimeout)))
 	got, err := c3.ReadFrame()
 	require.NoError(t, err, "served once a slot frees")
 	assert.Equal(t, "three", string(got))
@@ -737,7 +737,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	_, err := midFrame.Write(frame[:6])
 	require.NoError(t, err)
 	// BytesIn counts what the server has read: it has seen the frame start.
-	waitFor(t, ioTimeout, "the frame's first bytes to be read", func() bool { return s.Stats().BytesIn == bytesIn+6 })
+	waitFor(t, testTimeout, "the frame's first bytes to be read", func() bool { return s.Stats().BytesIn == bytesIn+6 })
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
@@ -786,7 +786,7 @@ func TestServerHandlerPanic(t *testing.T) {
 	recv(t, closed, "the connection to close")
 	roundTrip(t, good, []byte("after"))
 
-	waitFor(t, ioTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
+	waitFor(t, testTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
 	st := s.Stats()
 	assert.Equal(t, int64(1), st.PanicsRecovered, "PanicsRecovered")
 	assert.Equal(t, int64(1), st.Active, "Active")
@@ -933,10 +933,10 @@ func TestServerTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
 	s := &framed.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
 	r := serve(t, s)
-	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", r.addr, &tls.Config{RootCAs: pool})
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", r.addr, &tls.Config{RootCAs: pool})
 	require.NoError(t, err)
 	t.Cleanup(func() { tc.Close() })
-	require.NoError(t, tc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, tc.SetDeadline(time.Now().Add(testTimeout)))
 	c := framed.NewConn(tc, framed.ConnConfig{})
 	roundTrip(t, c, []byte("over TLS"))
 	roundTrip(t, c, bytes.Repeat([]byte("x"), 100<<10))
@@ -1143,7 +1143,7 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 
 	nc := ln.dial()
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
 	batch, err := framed.AppendFrame(nil, []byte("first"))
 	require.NoError(t, err)
 	batch, err = framed.AppendFrame(batch, []byte("second"))
