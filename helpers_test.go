@@ -154,13 +154,16 @@ func (g *gatedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// wait receives from ch, failing the test after testTimeout.
+// wait receives from ch, failing the test if nothing arrives within
+// testTimeout; what names the awaited event in the failure.
 func wait[T any](tb testing.TB, ch <-chan T, what string) T {
 	tb.Helper()
+	timer := time.NewTimer(testTimeout)
+	defer timer.Stop()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(testTimeout):
+	case <-timer.C:
 		tb.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
@@ -303,19 +306,5 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 			require.FailNow(t, "timed out waiting for "+what)
 		}
 		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// recv receives from ch within testTimeout.
-func recv[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(testTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		require.FailNow(t, "timed out waiting for "+what)
-		panic("unreachable")
 	}
 }

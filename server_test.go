@@ -217,7 +217,7 @@ func TestServerShutdownUnderLoad(t *testing.T) {
 	waitFor(t, testTimeout, "every connection to be accepted", func() bool { return s.Stats().Active == clients })
 	close(start)
 
-	recv(t, mid, "frames to be served")
+	wait(t, mid, "frames to be served")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	began := time.Now()
@@ -261,7 +261,7 @@ func TestServerShutdownBlockedHandler(t *testing.T) {
 	r := serve(t, s)
 	c := dial(t, r.addr)
 	require.NoError(t, c.WriteFrame([]byte("block")))
-	recv(t, started, "the handler to start")
+	wait(t, started, "the handler to start")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -270,7 +270,7 @@ func TestServerShutdownBlockedHandler(t *testing.T) {
 	assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed, "Serve returns once Shutdown starts")
 
 	assert.NoError(t, s.Close(), "Close")
-	assert.ErrorIs(t, recv(t, handlerErr, "the handler to return"), context.Canceled, "handler ctx")
+	assert.ErrorIs(t, wait(t, handlerErr, "the handler to return"), context.Canceled, "handler ctx")
 	assert.Equal(t, int64(0), s.Stats().Active, "Active after Close")
 }
 
@@ -334,7 +334,7 @@ func TestServerShutdownAndClose(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			assert.NoError(t, s.Shutdown(ctx), "round %d: Shutdown", i)
 			cancel()
-			assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed, "round %d", i)
+			assert.ErrorIs(t, wait(t, serveErr, "Serve to return"), framed.ErrServerClosed, "round %d", i)
 			assert.Equal(t, int64(0), s.Stats().Active, "round %d: Active", i)
 			client.Wait()
 		}
@@ -387,7 +387,7 @@ func TestServerListenAndServe(t *testing.T) {
 	// down: ListenAndServe returns ErrServerClosed whether it had started
 	// or not.
 	require.NoError(t, s.Shutdown(context.Background()))
-	assert.ErrorIs(t, recv(t, errc, "ListenAndServe to return"), framed.ErrServerClosed)
+	assert.ErrorIs(t, wait(t, errc, "ListenAndServe to return"), framed.ErrServerClosed)
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -572,7 +572,7 @@ func TestServerHostilePeers(t *testing.T) {
 			start := time.Now() // before the dial: the server may accept before Dial returns
 			nc := dialRaw(t, r.addr)
 			tt.act(nc)
-			c := recv(t, closed, "the hostile connection to close")
+			c := wait(t, closed, "the hostile connection to close")
 			took := time.Since(start)
 			require.Equal(t, nc.LocalAddr().String(), c.RemoteAddr().String(), "the hostile connection closed, not the good one")
 			close(stop)
@@ -724,7 +724,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	dialRaw(t, r.addr).Write(rawHeader(-1))
 	dialRaw(t, r.addr).Write(rawHeader(framed.DefaultMaxFrameSize + 1))
 	for range 3 {
-		recv(t, closed, "a connection to close")
+		wait(t, closed, "a connection to close")
 	}
 
 	// At Shutdown: one idle connection, one in the middle of a frame.
@@ -753,7 +753,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	_, err = rd.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
 	midFrame.Close()
-	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
+	require.NoError(t, wait(t, shutdown, "Shutdown to return"))
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -783,7 +783,7 @@ func TestServerHandlerPanic(t *testing.T) {
 	require.NoError(t, bad.WriteFrame([]byte("panic")))
 	_, err := bad.ReadFrame()
 	assert.Error(t, err, "the panicking handler's connection is closed")
-	recv(t, closed, "the connection to close")
+	wait(t, closed, "the connection to close")
 	roundTrip(t, good, []byte("after"))
 
 	waitFor(t, testTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
@@ -819,7 +819,7 @@ func TestServerHandlerError(t *testing.T) {
 	_, err = c.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF)
 	c.Close()
-	recv(t, closed, "the connection to close")
+	wait(t, closed, "the connection to close")
 	assert.Equal(t, int64(1), s.Stats().HandlerErrors, "HandlerErrors")
 }
 
@@ -1150,11 +1150,11 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 	require.NoError(t, err)
 	_, err = nc.Write(batch)
 	require.NoError(t, err)
-	recv(t, started, "the first frame to be served")
+	wait(t, started, "the first frame to be served")
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
-	assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed)
+	assert.ErrorIs(t, wait(t, serveErr, "Serve to return"), framed.ErrServerClosed)
 	close(release)
 
 	c := framed.NewConn(nc, framed.ConnConfig{})
@@ -1163,7 +1163,7 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 	assert.Equal(t, "first", string(got))
 	_, err = c.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
-	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
+	require.NoError(t, wait(t, shutdown, "Shutdown to return"))
 }
 
 func TestServerBaseContext(t *testing.T) {
@@ -1183,7 +1183,7 @@ func TestServerBaseContext(t *testing.T) {
 	r := serve(t, s)
 	for range 2 {
 		roundTrip(t, dial(t, r.addr), []byte("x"))
-		assert.Equal(t, "base", recv(t, got, "the handler"), "handler ctx descends from BaseContext")
+		assert.Equal(t, "base", wait(t, got, "the handler"), "handler ctx descends from BaseContext")
 	}
 	assert.Equal(t, int64(1), calls.Load(), "BaseContext calls for one Serve")
 }
