@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"runtime"
@@ -907,33 +901,11 @@ func TestServerAsyncReplies(t *testing.T) {
 	assert.Len(t, seen, frames)
 }
 
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "framed test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 func TestServerTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	s := &framed.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	serverTLS, clientTLS := testTLSConfigs(t)
+	s := &framed.Server{TLSConfig: serverTLS}
 	r := serve(t, s)
-	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", r.addr, &tls.Config{RootCAs: pool})
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", r.addr, clientTLS)
 	require.NoError(t, err)
 	t.Cleanup(func() { tc.Close() })
 	require.NoError(t, tc.SetDeadline(time.Now().Add(testTimeout)))
