@@ -843,14 +843,6 @@ func TestConnReadDeadline(t *testing.T) {
 	})
 }
 
-func requireTimeout(t *testing.T, err error, what string) {
-	t.Helper()
-	var ne net.Error
-	require.ErrorAs(t, err, &ne, what)
-	require.True(t, ne.Timeout(), "%s: Timeout() of %v", what, err)
-	require.ErrorIs(t, err, os.ErrDeadlineExceeded, what)
-}
-
 // TestConnWriteDeadlinePassed: a write after the write deadline fails with
 // a timeout.
 func TestConnWriteDeadlinePassed(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -314,6 +315,21 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// isTimeout reports whether err is a net.Error whose Timeout() is true, as
+// the error of a read or write whose deadline passed is.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// requireTimeout fails the test unless err is a timeout both ways a caller
+// may check one: isTimeout, and errors.Is(err, os.ErrDeadlineExceeded).
+func requireTimeout(tb testing.TB, err error, what string) {
+	tb.Helper()
+	require.True(tb, isTimeout(err), "%s: %v is not a net.Error with Timeout()", what, err)
+	require.ErrorIs(tb, err, os.ErrDeadlineExceeded, what)
 }
 
 // testTLSConfigs returns a server configuration with a self-signed ECDSA
