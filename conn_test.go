@@ -33,6 +33,7 @@ type steppedConn struct {
 }
 
 func newSteppedConn(tb testing.TB, c net.Conn) *steppedConn {
+	tb.Helper()
 	s := &steppedConn{Conn: c, entered: make(chan struct{}), step: make(chan struct{}), done: make(chan struct{})}
 	tb.Cleanup(func() { s.once.Do(func() { close(s.done) }) })
 	return s

@@ -133,7 +133,9 @@ type gatedConn struct {
 	bytes       atomic.Int64
 }
 
+// newGatedConn wraps c in a gatedConn that tb's cleanup releases.
 func newGatedConn(tb testing.TB, c net.Conn) *gatedConn {
+	tb.Helper()
 	g := &gatedConn{Conn: c, entered: make(chan struct{}), gate: make(chan struct{})}
 	tb.Cleanup(g.release) // never leave a writer stuck in the gate
 	return g

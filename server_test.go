@@ -1010,7 +1010,10 @@ const (
 	benchFrame    = 64
 )
 
+// newPipeliner dials addr and encodes pipelineDepth frames of benchFrame
+// bytes to send.
 func newPipeliner(t testing.TB, addr string) *pipeliner {
+	t.Helper()
 	nc := dialRaw(t, addr)
 	require.NoError(t, nc.SetDeadline(time.Time{}))
 	p := &pipeliner{nc: nc, rd: framed.NewReader(nc, framed.Format{})}
