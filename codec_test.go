@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -145,11 +143,6 @@ func assertFrames(t *testing.T, want, got [][]byte, format string, args ...any) 
 
 // timeoutError is what a net.Conn returns when a deadline passes.
 var timeoutError = os.ErrDeadlineExceeded
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
 
 // step is one thing a scriptReader does: hand out data (over as many reads
 // as the caller's buffer needs), then return err once if it is not nil.

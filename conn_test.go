@@ -21,143 +21,6 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// testTimeout bounds every wait in these tests, so a lost frame or a missed
-// wake-up fails the test instead of hanging it.
-const testTimeout = 20 * time.Second
-
-// transport makes a connected pair of net.Conns that t's cleanup closes.
-type transport struct {
-	name string
-	pair func(tb testing.TB) (a, b net.Conn)
-}
-
-// transports are the two every connection test runs over: net.Pipe has no
-// buffering at all and reports io.ErrClosedPipe; TCP buffers megabytes in
-// the kernel, has CloseWrite, and reports net.ErrClosed.
-var transports = []transport{
-	{"pipe", pipePair},
-	{"tcp", tcpPair},
-}
-
-// forEachTransport runs f as a subtest once per transport.
-func forEachTransport(t *testing.T, f func(t *testing.T, tr transport)) {
-	t.Helper()
-	for _, tr := range transports {
-		t.Run(tr.name, func(t *testing.T) { f(t, tr) })
-	}
-}
-
-// pipePair returns both ends of a net.Pipe.
-func pipePair(tb testing.TB) (a, b net.Conn) {
-	tb.Helper()
-	a, b = net.Pipe()
-	tb.Cleanup(func() {
-		a.Close()
-		b.Close()
-	})
-	return a, b
-}
-
-// tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(tb testing.TB) (a, b net.Conn) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(tb, err)
-	defer ln.Close()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	accepted := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		accepted <- result{c, err}
-	}()
-	a, err = net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		ln.Close() // ends the Accept above
-		<-accepted
-		require.NoError(tb, err)
-	}
-	r := <-accepted
-	if r.err != nil {
-		a.Close()
-		require.NoError(tb, r.err)
-	}
-	b = r.c
-	tb.Cleanup(func() {
-		a.Close()
-		b.Close()
-	})
-	return a, b
-}
-
-// connPair wraps both ends of tr's pair in Conns with the same config, and
-// closes them at cleanup.
-func connPair(tb testing.TB, tr transport, cfg framed.ConnConfig) (a, b *framed.Conn) {
-	tb.Helper()
-	na, nb := tr.pair(tb)
-	a, b = framed.NewConn(na, cfg), framed.NewConn(nb, cfg)
-	tb.Cleanup(func() {
-		a.Close()
-		b.Close()
-	})
-	return a, b
-}
-
-// countingConn counts the Write calls that reach a net.Conn.
-type countingConn struct {
-	net.Conn
-	writes atomic.Int64
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
-// gatedConn holds the first Write in until release is called, so that
-// frames written meanwhile must queue behind it. Later Writes pass straight
-// through. It counts the Writes and bytes that reach the underlying conn.
-type gatedConn struct {
-	net.Conn
-	entered     chan struct{} // closed when the first Write has begun
-	gate        chan struct{}
-	enterOnce   sync.Once
-	releaseOnce sync.Once
-	writes      atomic.Int64
-	bytes       atomic.Int64
-}
-
-func newGatedConn(tb testing.TB, c net.Conn) *gatedConn {
-	g := &gatedConn{Conn: c, entered: make(chan struct{}), gate: make(chan struct{})}
-	tb.Cleanup(g.release) // never leave a writer stuck in the gate
-	return g
-}
-
-func (g *gatedConn) release() { g.releaseOnce.Do(func() { close(g.gate) }) }
-
-// Close releases a held Write, as closing a net.Conn unblocks its Writes.
-func (g *gatedConn) Close() error {
-	g.release()
-	return g.Conn.Close()
-}
-
-func (g *gatedConn) Write(p []byte) (int, error) {
-	first := false
-	g.enterOnce.Do(func() {
-		first = true
-		close(g.entered)
-	})
-	if first {
-		<-g.gate
-	}
-	g.writes.Add(1)
-	n, err := g.Conn.Write(p)
-	g.bytes.Add(int64(n))
-	return n, err
-}
-
 // steppedConn holds every Write until the test lets it go: each Write
 // first sends on entered, then waits for a token on step. Cleanup lets all
 // Writes through.
@@ -170,6 +33,7 @@ type steppedConn struct {
 }
 
 func newSteppedConn(tb testing.TB, c net.Conn) *steppedConn {
+	tb.Helper()
 	s := &steppedConn{Conn: c, entered: make(chan struct{}), step: make(chan struct{}), done: make(chan struct{})}
 	tb.Cleanup(func() { s.once.Do(func() { close(s.done) }) })
 	return s
@@ -206,18 +70,6 @@ func (c *readSignalConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// wait receives from ch, failing the test after testTimeout.
-func wait[T any](tb testing.TB, ch <-chan T, what string) T {
-	tb.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(testTimeout):
-		tb.Fatalf("timed out waiting for %s", what)
-		panic("unreachable")
-	}
-}
-
 // waitForWriteWaiters returns once n goroutines wait in c for the write
 // queue to drain. Nothing signals that, so it polls, bounded in time.
 func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
@@ -229,59 +81,6 @@ func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
 		}
 		runtime.Gosched()
 	}
-}
-
-// readConnFrames reads frames on c in a goroutine until it fails, sending a
-// copy of each on the returned channel, and its final error on errc. The
-// test's cleanup closes c, stops the goroutine and waits for it.
-func readConnFrames(t *testing.T, c *framed.Conn) (frames <-chan []byte, errc <-chan error) {
-	t.Helper()
-	fc := make(chan []byte, 1024)
-	ec := make(chan error, 1)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			p, err := c.ReadFrame()
-			if err != nil {
-				ec <- err
-				return
-			}
-			select {
-			case fc <- bytes.Clone(p):
-			case <-stop:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		close(stop)
-		c.Close()
-		<-done
-	})
-	return fc, ec
-}
-
-// encoded returns p as a frame of the default format.
-func encoded(tb testing.TB, p []byte) []byte {
-	tb.Helper()
-	b, err := framed.Encode(p)
-	require.NoError(tb, err)
-	return b
-}
-
-// frameOf returns n bytes that say which frame they are: seq, then a
-// pattern that depends on seq.
-func frameOf(seq, n int) []byte {
-	p := make([]byte, n)
-	for i := range p {
-		p[i] = byte(seq*7 + i)
-	}
-	if n >= 4 {
-		binary.LittleEndian.PutUint32(p, uint32(seq))
-	}
-	return p
 }
 
 // TestConnRoundTrip sends one frame of each size that matters to the
@@ -1043,14 +842,6 @@ func TestConnReadDeadline(t *testing.T) {
 			})
 		}
 	})
-}
-
-func requireTimeout(t *testing.T, err error, what string) {
-	t.Helper()
-	var ne net.Error
-	require.ErrorAs(t, err, &ne, what)
-	require.True(t, ne.Timeout(), "%s: Timeout() of %v", what, err)
-	require.ErrorIs(t, err, os.ErrDeadlineExceeded, what)
 }
 
 // TestConnWriteDeadlinePassed: a write after the write deadline fails with

@@ -22,8 +22,8 @@ func TestConnCloseOverTLS(t *testing.T) {
 	ta, tb := tls.Client(a, clientTLS), tls.Server(b, serverTLS)
 	ca, cb := framed.NewConn(ta, framed.ConnConfig{}), framed.NewConn(tb, framed.ConnConfig{})
 	t.Cleanup(func() { ca.Close(); cb.Close() })
-	require.NoError(t, ca.SetDeadline(time.Now().Add(ioTimeout)))
-	require.NoError(t, cb.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, ca.SetDeadline(time.Now().Add(testTimeout)))
+	require.NoError(t, cb.SetDeadline(time.Now().Add(testTimeout)))
 
 	// The handshake runs on the first write and read.
 	written := make(chan error, 1)
@@ -43,7 +43,7 @@ func TestConnCloseOverTLS(t *testing.T) {
 	select {
 	case err := <-read:
 		assert.ErrorIs(t, err, net.ErrClosed, "ReadFrame after Close over TLS")
-	case <-time.After(ioTimeout):
+	case <-time.After(testTimeout):
 		t.Fatal("Close did not unblock ReadFrame over TLS")
 	}
 	assert.ErrorIs(t, cb.WriteFrame([]byte("late")), net.ErrClosed, "WriteFrame after Close over TLS")

@@ -9,6 +9,7 @@ import (
 
 // raiseFileLimit makes room for n more open files, or skips the test.
 func raiseFileLimit(t *testing.T, n uint64) {
+	t.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Skipf("cannot read the open-file limit: %v", err)

@@ -106,13 +106,13 @@ func TestServerPooledBuffersStress(t *testing.T) {
 	for id := range conns {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(id), 7))
-			nc, err := net.DialTimeout("tcp", r.addr, ioTimeout)
+			nc, err := net.DialTimeout("tcp", r.addr, testTimeout)
 			if err != nil {
 				errc <- err
 				return
 			}
 			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(4 * ioTimeout))
+			nc.SetDeadline(time.Now().Add(4 * testTimeout))
 			bw := framed.NewWriter(nc, framed.Format{})
 			rd := framed.NewReader(nc, framed.Format{})
 			buf := make([]byte, 2<<20+8)
@@ -191,7 +191,7 @@ func (l sniffingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc.SetReadDeadline(time.Now().Add(ioTimeout))
+	nc.SetReadDeadline(time.Now().Add(testTimeout))
 	br := bufio.NewReader(nc)
 	if _, err := br.Peek(1); err != nil {
 		nc.Close()

@@ -47,7 +47,7 @@ func TestServerPrintsNothingWithoutLogger(t *testing.T) {
 	_, err = bad.ReadFrame()
 	assert.Error(t, err, "the panicking handler's connection is closed")
 	dialRaw(t, r.addr).Write(rawHeader(-1))
-	waitFor(t, ioTimeout, "both bad connections to close", func() bool {
+	waitFor(t, testTimeout, "both bad connections to close", func() bool {
 		st := s.Stats()
 		return st.PanicsRecovered == 1 && st.InvalidLength == 1
 	})

@@ -4,19 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"runtime"
@@ -33,97 +27,6 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// ioTimeout bounds every blocking read or write a test makes, so that a
-// bug fails the test instead of hanging it.
-const ioTimeout = 10 * time.Second
-
-// running is a Server serving a loopback listener.
-type running struct {
-	s    *framed.Server
-	addr string
-
-	errc chan error
-	once sync.Once
-	err  error
-}
-
-// serve starts s on 127.0.0.1:0. Cleanup closes s and checks that Serve
-// returned ErrServerClosed.
-func serve(t testing.TB, s *framed.Server) *running {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	return serveOn(t, s, ln)
-}
-
-func serveOn(t testing.TB, s *framed.Server, ln net.Listener) *running {
-	t.Helper()
-	r := &running{s: s, addr: ln.Addr().String(), errc: make(chan error, 1)}
-	go func() { r.errc <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		assert.NoError(t, s.Close(), "Close")
-		assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed, "Serve's error")
-	})
-	return r
-}
-
-// serveErr waits for Serve to return and returns its error.
-func (r *running) serveErr() error {
-	r.once.Do(func() {
-		t := time.NewTimer(ioTimeout)
-		defer t.Stop()
-		select {
-		case r.err = <-r.errc:
-		case <-t.C:
-			r.err = errors.New("Serve did not return")
-		}
-	})
-	return r.err
-}
-
-// dialRaw connects to addr; cleanup closes the connection.
-func dialRaw(t testing.TB, addr string) *net.TCPConn {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, ioTimeout)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
-	return nc.(*net.TCPConn)
-}
-
-// dial connects to addr with a framed Conn; cleanup closes it.
-func dial(t testing.TB, addr string) *framed.Conn {
-	t.Helper()
-	return framed.NewConn(dialRaw(t, addr), framed.ConnConfig{})
-}
-
-// roundTrip sends msg on c and checks that the reply equals it.
-func roundTrip(t testing.TB, c *framed.Conn, msg []byte) {
-	t.Helper()
-	require.NoError(t, c.WriteFrame(msg), "write %d bytes", len(msg))
-	got, err := c.ReadFrame()
-	require.NoError(t, err, "read reply to %d bytes", len(msg))
-	require.True(t, bytes.Equal(msg, got), "reply to %d bytes differs (got %d bytes)", len(msg), len(got))
-}
-
-// rawHeader returns a default-format header claiming n bytes.
-func rawHeader(n int32) []byte {
-	return binary.LittleEndian.AppendUint32(nil, uint32(n))
-}
-
-// waitFor polls cond until it holds or d passes, for states that send no
-// signal, such as counters.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			require.FailNow(t, "timed out waiting for "+what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // closedHook returns a ConnState hook and a channel that receives every
 // connection the hook reports closed.
 func closedHook(n int) (func(*framed.Conn, framed.ConnState), <-chan *framed.Conn) {
@@ -133,20 +36,6 @@ func closedHook(n int) (func(*framed.Conn, framed.ConnState), <-chan *framed.Con
 			ch <- c
 		}
 	}, ch
-}
-
-// recv receives from ch within ioTimeout.
-func recv[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	timer := time.NewTimer(ioTimeout)
-	defer timer.Stop()
-	select {
-	case v := <-ch:
-		return v
-	case <-timer.C:
-		require.FailNow(t, "timed out waiting for "+what)
-		panic("unreachable")
-	}
 }
 
 // syncBuffer is a bytes.Buffer that a slog handler and a test may share.
@@ -319,11 +208,11 @@ func TestServerShutdownUnderLoad(t *testing.T) {
 	}
 	// A connection still in the listen backlog when Shutdown closes the
 	// listener is reset by the kernel: let the server take them all first.
-	waitFor(t, ioTimeout, "every connection to be accepted", func() bool { return s.Stats().Active == clients })
+	waitFor(t, testTimeout, "every connection to be accepted", func() bool { return s.Stats().Active == clients })
 	close(start)
 
-	recv(t, mid, "frames to be served")
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	wait(t, mid, "frames to be served")
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	began := time.Now()
 	require.NoError(t, s.Shutdown(ctx), "Shutdown")
@@ -368,7 +257,7 @@ func TestServerShutdownBlockedHandler(t *testing.T) {
 	r := serve(t, s)
 	c := dial(t, r.addr)
 	require.NoError(t, c.WriteFrame([]byte("block")))
-	recv(t, started, "the handler to start")
+	wait(t, started, "the handler to start")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -377,7 +266,7 @@ func TestServerShutdownBlockedHandler(t *testing.T) {
 	assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed, "Serve returns once Shutdown starts")
 
 	assert.NoError(t, s.Close(), "Close")
-	assert.ErrorIs(t, recv(t, handlerErr, "the handler to return"), context.Canceled, "handler ctx")
+	assert.ErrorIs(t, wait(t, handlerErr, "the handler to return"), context.Canceled, "handler ctx")
 	assert.Equal(t, int64(0), s.Stats().Active, "Active after Close")
 }
 
@@ -430,18 +319,18 @@ func TestServerShutdownAndClose(t *testing.T) {
 			// A client connects while the Server shuts down, and closes
 			// when it reads the end of the stream.
 			var client sync.WaitGroup
-			if nc, err := net.DialTimeout("tcp", ln.Addr().String(), ioTimeout); err == nil {
+			if nc, err := net.DialTimeout("tcp", ln.Addr().String(), testTimeout); err == nil {
 				client.Go(func() {
 					defer nc.Close()
-					nc.SetDeadline(time.Now().Add(ioTimeout))
+					nc.SetDeadline(time.Now().Add(testTimeout))
 					nc.Write(rawHeader(0))
 					io.Copy(io.Discard, nc)
 				})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			assert.NoError(t, s.Shutdown(ctx), "round %d: Shutdown", i)
 			cancel()
-			assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed, "round %d", i)
+			assert.ErrorIs(t, wait(t, serveErr, "Serve to return"), framed.ErrServerClosed, "round %d", i)
 			assert.Equal(t, int64(0), s.Stats().Active, "round %d: Active", i)
 			client.Wait()
 		}
@@ -494,7 +383,7 @@ func TestServerListenAndServe(t *testing.T) {
 	// down: ListenAndServe returns ErrServerClosed whether it had started
 	// or not.
 	require.NoError(t, s.Shutdown(context.Background()))
-	assert.ErrorIs(t, recv(t, errc, "ListenAndServe to return"), framed.ErrServerClosed)
+	assert.ErrorIs(t, wait(t, errc, "ListenAndServe to return"), framed.ErrServerClosed)
 
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -679,7 +568,7 @@ func TestServerHostilePeers(t *testing.T) {
 			start := time.Now() // before the dial: the server may accept before Dial returns
 			nc := dialRaw(t, r.addr)
 			tt.act(nc)
-			c := recv(t, closed, "the hostile connection to close")
+			c := wait(t, closed, "the hostile connection to close")
 			took := time.Since(start)
 			require.Equal(t, nc.LocalAddr().String(), c.RemoteAddr().String(), "the hostile connection closed, not the good one")
 			close(stop)
@@ -690,7 +579,7 @@ func TestServerHostilePeers(t *testing.T) {
 			assert.Less(t, took, tt.min+time.Second, "closed too late")
 			// ConnState(StateClosed) runs before the connection leaves the
 			// server's count, so Active may lag the hook a moment.
-			waitFor(t, ioTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
+			waitFor(t, testTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
 			st := s.Stats()
 			assert.Equal(t, int64(1), tt.counter(st), "the case's counter")
 			assert.Equal(t, int64(1), st.Active, "the good client is still connected")
@@ -728,7 +617,7 @@ func TestServerMemoryStalledConns(t *testing.T) {
 		_, err := clients[i].Write(rawHeader(framed.DefaultMaxFrameSize))
 		require.NoError(t, err)
 	}
-	waitFor(t, ioTimeout, "every header to be read", func() bool {
+	waitFor(t, testTimeout, "every header to be read", func() bool {
 		st := s.Stats()
 		return st.Accepted == conns && st.BytesIn == conns*4
 	})
@@ -738,7 +627,7 @@ func TestServerMemoryStalledConns(t *testing.T) {
 		_, err := nc.Write(make([]byte, payload))
 		require.NoError(t, err)
 	}
-	waitFor(t, ioTimeout, "the payload bytes to be read", func() bool {
+	waitFor(t, testTimeout, "the payload bytes to be read", func() bool {
 		return s.Stats().BytesIn == conns*(4+payload)
 	})
 
@@ -774,7 +663,7 @@ func TestServerMemoryIdleConns(t *testing.T) {
 		clients[i] = framed.NewConn(dialRaw(t, r.addr), framed.ConnConfig{ReadBufferSize: 128})
 		roundTrip(t, clients[i], msg)
 	}
-	waitFor(t, ioTimeout, "every reply to be counted", func() bool { return s.Stats().FramesOut == conns })
+	waitFor(t, testTimeout, "every reply to be counted", func() bool { return s.Stats().FramesOut == conns })
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	total := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
@@ -793,14 +682,14 @@ func TestServerMaxConns(t *testing.T) {
 
 	c3 := dial(t, r.addr) // the kernel completes the handshake; Serve does not accept
 	require.NoError(t, c3.WriteFrame([]byte("three")))
-	waitFor(t, ioTimeout, "Serve to wait for a slot", func() bool { return s.Stats().MaxConnsWaits >= 1 })
+	waitFor(t, testTimeout, "Serve to wait for a slot", func() bool { return s.Stats().MaxConnsWaits >= 1 })
 	assert.Equal(t, int64(2), s.Stats().Accepted, "Accepted at the limit")
 	require.NoError(t, c3.SetReadDeadline(time.Now().Add(50*time.Millisecond)))
 	_, err := c3.ReadFrame()
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "the third connection is not served at the limit")
 
 	require.NoError(t, c1.Close())
-	require.NoError(t, c3.SetReadDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, c3.SetReadDeadline(time.Now().Add(testTimeout)))
 	got, err := c3.ReadFrame()
 	require.NoError(t, err, "served once a slot frees")
 	assert.Equal(t, "three", string(got))
@@ -831,7 +720,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	dialRaw(t, r.addr).Write(rawHeader(-1))
 	dialRaw(t, r.addr).Write(rawHeader(framed.DefaultMaxFrameSize + 1))
 	for range 3 {
-		recv(t, closed, "a connection to close")
+		wait(t, closed, "a connection to close")
 	}
 
 	// At Shutdown: one idle connection, one in the middle of a frame.
@@ -844,7 +733,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	_, err := midFrame.Write(frame[:6])
 	require.NoError(t, err)
 	// BytesIn counts what the server has read: it has seen the frame start.
-	waitFor(t, ioTimeout, "the frame's first bytes to be read", func() bool { return s.Stats().BytesIn == bytesIn+6 })
+	waitFor(t, testTimeout, "the frame's first bytes to be read", func() bool { return s.Stats().BytesIn == bytesIn+6 })
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
@@ -860,7 +749,7 @@ func TestServerConnStateHooks(t *testing.T) {
 	_, err = rd.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
 	midFrame.Close()
-	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
+	require.NoError(t, wait(t, shutdown, "Shutdown to return"))
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -890,10 +779,10 @@ func TestServerHandlerPanic(t *testing.T) {
 	require.NoError(t, bad.WriteFrame([]byte("panic")))
 	_, err := bad.ReadFrame()
 	assert.Error(t, err, "the panicking handler's connection is closed")
-	recv(t, closed, "the connection to close")
+	wait(t, closed, "the connection to close")
 	roundTrip(t, good, []byte("after"))
 
-	waitFor(t, ioTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
+	waitFor(t, testTimeout, "the closed connection to leave Active", func() bool { return s.Stats().Active == 1 })
 	st := s.Stats()
 	assert.Equal(t, int64(1), st.PanicsRecovered, "PanicsRecovered")
 	assert.Equal(t, int64(1), st.Active, "Active")
@@ -926,7 +815,7 @@ func TestServerHandlerError(t *testing.T) {
 	_, err = c.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF)
 	c.Close()
-	recv(t, closed, "the connection to close")
+	wait(t, closed, "the connection to close")
 	assert.Equal(t, int64(1), s.Stats().HandlerErrors, "HandlerErrors")
 }
 
@@ -1014,36 +903,14 @@ func TestServerAsyncReplies(t *testing.T) {
 	assert.Len(t, seen, frames)
 }
 
-// selfSigned returns a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "framed test"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	leaf, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
 func TestServerTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
-	s := &framed.Server{TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	serverTLS, clientTLS := testTLSConfigs(t)
+	s := &framed.Server{TLSConfig: serverTLS}
 	r := serve(t, s)
-	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: ioTimeout}, "tcp", r.addr, &tls.Config{RootCAs: pool})
+	tc, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", r.addr, clientTLS)
 	require.NoError(t, err)
 	t.Cleanup(func() { tc.Close() })
-	require.NoError(t, tc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, tc.SetDeadline(time.Now().Add(testTimeout)))
 	c := framed.NewConn(tc, framed.ConnConfig{})
 	roundTrip(t, c, []byte("over TLS"))
 	roundTrip(t, c, bytes.Repeat([]byte("x"), 100<<10))
@@ -1145,7 +1012,10 @@ const (
 	benchFrame    = 64
 )
 
+// newPipeliner dials addr and encodes pipelineDepth frames of benchFrame
+// bytes to send.
 func newPipeliner(t testing.TB, addr string) *pipeliner {
+	t.Helper()
 	nc := dialRaw(t, addr)
 	require.NoError(t, nc.SetDeadline(time.Time{}))
 	p := &pipeliner{nc: nc, rd: framed.NewReader(nc, framed.Format{})}
@@ -1250,18 +1120,18 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 
 	nc := ln.dial()
 	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(ioTimeout)))
+	require.NoError(t, nc.SetDeadline(time.Now().Add(testTimeout)))
 	batch, err := framed.AppendFrame(nil, []byte("first"))
 	require.NoError(t, err)
 	batch, err = framed.AppendFrame(batch, []byte("second"))
 	require.NoError(t, err)
 	_, err = nc.Write(batch)
 	require.NoError(t, err)
-	recv(t, started, "the first frame to be served")
+	wait(t, started, "the first frame to be served")
 
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
-	assert.ErrorIs(t, recv(t, serveErr, "Serve to return"), framed.ErrServerClosed)
+	assert.ErrorIs(t, wait(t, serveErr, "Serve to return"), framed.ErrServerClosed)
 	close(release)
 
 	c := framed.NewConn(nc, framed.ConnConfig{})
@@ -1273,7 +1143,7 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 	assert.Equal(t, "second", string(got))
 	_, err = c.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
-	require.NoError(t, recv(t, shutdown, "Shutdown to return"))
+	require.NoError(t, wait(t, shutdown, "Shutdown to return"))
 }
 
 func TestServerBaseContext(t *testing.T) {
@@ -1293,7 +1163,7 @@ func TestServerBaseContext(t *testing.T) {
 	r := serve(t, s)
 	for range 2 {
 		roundTrip(t, dial(t, r.addr), []byte("x"))
-		assert.Equal(t, "base", recv(t, got, "the handler"), "handler ctx descends from BaseContext")
+		assert.Equal(t, "base", wait(t, got, "the handler"), "handler ctx descends from BaseContext")
 	}
 	assert.Equal(t, int64(1), calls.Load(), "BaseContext calls for one Serve")
 }
