@@ -62,13 +62,13 @@ func drainSetup(t *testing.T, s *framed.Server, clients, more int, release <-cha
 		msg := make([]byte, 1024)
 		require.NoError(t, c.WriteFrame(msg))
 		require.NoError(t, c.Flush())
-		recv(t, started, "the first frame to be served")
+		wait(t, started, "the first frame to be served")
 		for seq := 1; seq <= more; seq++ {
 			binary.LittleEndian.PutUint32(msg, uint32(seq))
 			require.NoError(t, c.WriteFrame(msg))
 		}
 		require.NoError(t, c.Flush())
-		waitFor(t, ioTimeout, "the server's TCP to acknowledge every byte", func() bool { return unacked(t, nc) == 0 })
+		waitFor(t, testTimeout, "the server's TCP to acknowledge every byte", func() bool { return unacked(t, nc) == 0 })
 		conns[i] = c
 	}
 	return r, conns
@@ -118,7 +118,7 @@ func TestServerShutdownDrains(t *testing.T) {
 		assert.Equal(t, 1+more, n, "client %d replies", i)
 		replies += n
 	}
-	require.NoError(t, recv(t, shutdown, "Shutdown"))
+	require.NoError(t, wait(t, shutdown, "Shutdown"))
 	st := s.Stats()
 	t.Logf("frames received at Shutdown: %d; served %d; replies received %d", received, st.FramesIn, replies)
 	assert.Equal(t, received, replies, "every frame received before Shutdown is answered")
@@ -140,6 +140,6 @@ func TestServerShutdownDrainsOneWay(t *testing.T) {
 	go func() { shutdown <- s.Shutdown(context.Background()) }()
 	assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed)
 	close(release)
-	require.NoError(t, recv(t, shutdown, "Shutdown"))
+	require.NoError(t, wait(t, shutdown, "Shutdown"))
 	assert.EqualValues(t, clients*(1+more), s.Stats().FramesIn, "frames served once Shutdown returned")
 }

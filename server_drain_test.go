@@ -48,7 +48,7 @@ func TestServerBadHeaderAfterPipelinedFrames(t *testing.T) {
 			require.NoError(t, err)
 
 			// Read nothing until the server has closed the connection.
-			waitFor(t, ioTimeout, "the refused header to be counted", func() bool { return tt.count(s.Stats()) == 1 })
+			waitFor(t, testTimeout, "the refused header to be counted", func() bool { return tt.count(s.Stats()) == 1 })
 			c := framed.NewConn(nc, framed.ConnConfig{})
 			for i := range frames {
 				p, err := c.ReadFrame()
@@ -82,11 +82,11 @@ func TestServerCloseFromHandler(t *testing.T) {
 	c := dial(t, r.addr)
 	require.NoError(t, c.WriteFrame([]byte("close")))
 	require.NoError(t, c.Flush())
-	assert.NoError(t, recv(t, closed, "Close called from a handler to return"))
+	assert.NoError(t, wait(t, closed, "Close called from a handler to return"))
 	assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed)
 	_, err := other.ReadFrame()
 	assert.Error(t, err, "the other connection is closed")
-	waitFor(t, ioTimeout, "the handler's own connection to end", func() bool { return s.Stats().Active == 0 })
+	waitFor(t, testTimeout, "the handler's own connection to end", func() bool { return s.Stats().Active == 0 })
 }
 
 // TestServerShutdownFromHandler: a handler that calls Shutdown waits for
@@ -100,7 +100,7 @@ func TestServerShutdownFromHandler(t *testing.T) {
 			return err
 		}
 		if string(p) == "shutdown" {
-			sctx, cancel := context.WithTimeout(ctx, ioTimeout)
+			sctx, cancel := context.WithTimeout(ctx, testTimeout)
 			defer cancel()
 			done <- s.Shutdown(sctx)
 		}
@@ -111,7 +111,7 @@ func TestServerShutdownFromHandler(t *testing.T) {
 	roundTrip(t, idle, []byte("hello"))
 	c := dial(t, r.addr)
 	require.NoError(t, c.WriteFrame([]byte("shutdown")))
-	require.NoError(t, recv(t, done, "Shutdown called from a handler to return"))
+	require.NoError(t, wait(t, done, "Shutdown called from a handler to return"))
 	got, err := c.ReadFrame()
 	require.NoError(t, err)
 	assert.Equal(t, "shutdown", string(got))
@@ -132,7 +132,7 @@ func TestServerShutdownStalledMidFrame(t *testing.T) {
 		nc := dialRaw(t, r.addr)
 		_, err := nc.Write(append(rawHeader(100), "half"...))
 		require.NoError(t, err)
-		waitFor(t, ioTimeout, "the frame to begin", func() bool { return s.Stats().BytesIn == 8 })
+		waitFor(t, testTimeout, "the frame to begin", func() bool { return s.Stats().BytesIn == 8 })
 		start := time.Now()
 		require.NoError(t, s.Shutdown(t.Context()))
 		took := time.Since(start)
@@ -148,7 +148,7 @@ func TestServerShutdownStalledMidFrame(t *testing.T) {
 		nc := dialRaw(t, r.addr)
 		_, err := nc.Write(append(rawHeader(100), "half"...))
 		require.NoError(t, err)
-		waitFor(t, ioTimeout, "the frame to begin", func() bool { return s.Stats().BytesIn == 8 })
+		waitFor(t, testTimeout, "the frame to begin", func() bool { return s.Stats().BytesIn == 8 })
 		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
