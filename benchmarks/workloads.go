@@ -569,12 +569,12 @@ const framedRequestName = "framed Client.Request"
 // framedRequestImpl is framed.Dial's Client with Request called by many
 // goroutines at once, which is how the library offers pipelining: each
 // Request queues its frame and waits for its own reply. It only fits the
-// echo workloads, which open it by name.
+// ping-pong and requests64 workloads, which open it by name.
 func framedRequestImpl() Impl {
 	im := framedImpl()
 	im.Name = framedRequestName
 	im.Key = "framed-request"
-	im.Note = "framed.Server + framed.Dial's Client.Request, one goroutine per request in flight"
+	im.Note = "framed.Server + framed.Dial's Client.Request, one goroutine per request in flight (1 for ping-pong, 64 for requests64)"
 	im.Dial = nil
 	return im
 }
