@@ -19,34 +19,23 @@ import (
 // the client has handed its last frame over, not when the sink has read
 // it: the program's figures are the ones to quote.
 
-func BenchmarkOneWay64(b *testing.B)      { benchWorkload(b, "oneway64", false) }
-func BenchmarkOneWay1K(b *testing.B)      { benchWorkload(b, "oneway1k", false) }
-func BenchmarkEcho64(b *testing.B)        { benchWorkload(b, "echo64", false) }
-func BenchmarkEcho64Conns64(b *testing.B) { benchWorkload(b, "echo64x64", false) }
-func BenchmarkPingPong64(b *testing.B)    { benchWorkload(b, "pingpong", false) }
-func BenchmarkEcho1M(b *testing.B)        { benchWorkload(b, "echo1m", false) }
-func BenchmarkWriters8(b *testing.B)      { benchWorkload(b, "writers8", false) }
+func BenchmarkOneWay64(b *testing.B)      { benchWorkload(b, "oneway64") }
+func BenchmarkOneWay1K(b *testing.B)      { benchWorkload(b, "oneway1k") }
+func BenchmarkEcho64(b *testing.B)        { benchWorkload(b, "echo64") }
+func BenchmarkEcho64Conns64(b *testing.B) { benchWorkload(b, "echo64x64") }
+func BenchmarkPingPong64(b *testing.B)    { benchWorkload(b, "pingpong") }
+func BenchmarkRequests64(b *testing.B)    { benchWorkload(b, "requests64") }
+func BenchmarkEcho1M(b *testing.B)        { benchWorkload(b, "echo1m") }
+func BenchmarkWriters8(b *testing.B)      { benchWorkload(b, "writers8") }
 
-// BenchmarkEcho64Request and BenchmarkPingPong64Request are framed's
-// Client.Request rows, apart because an op of the pipelined one is a
-// batch of 64 concurrent requests, not one frame.
-func BenchmarkEcho64Request(b *testing.B)     { benchWorkload(b, "echo64", true) }
-func BenchmarkPingPong64Request(b *testing.B) { benchWorkload(b, "pingpong", true) }
-
-func benchWorkload(b *testing.B, name string, requests bool) {
+func benchWorkload(b *testing.B, name string) {
 	w, ok := workloadByName(name)
 	if !ok {
 		b.Fatalf("no workload %q", name)
 	}
 	for _, im := range w.Impls {
-		if (im.Key == "framed-request") != requests {
-			continue
-		}
 		b.Run(im.Key, func(b *testing.B) {
 			ops := w.OpFrames
-			if im.Key == "framed-request" && !w.LowerIsBetter {
-				ops = window
-			}
 			s, err := w.open(w, im, time.Now().Add(10*time.Minute))
 			if err != nil {
 				b.Fatal(err)
@@ -71,9 +60,6 @@ func benchWorkload(b *testing.B, name string, requests bool) {
 				p50, p99 := percentiles(ls.latencies())
 				b.ReportMetric(float64(p50.Nanoseconds())/1e3, "p50-µs")
 				b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-µs")
-			}
-			if wc, ok := s.(writeCounter); ok {
-				b.ReportMetric(float64(wc.writeCalls())/frames, "writes/frame")
 			}
 		})
 	}

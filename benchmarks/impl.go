@@ -209,21 +209,3 @@ func (s *connServer) Close() error {
 	s.wg.Wait()
 	return err
 }
-
-// countingConn counts the Write calls made on a TCP connection: each is at
-// least one write(2). It wraps rather than embeds the connection, so that no
-// vectored write can bypass the count.
-type countingConn struct {
-	net.Conn
-	tcp    *net.TCPConn
-	writes atomic.Int64
-}
-
-func newCountingConn(c *net.TCPConn) *countingConn { return &countingConn{Conn: c, tcp: c} }
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.tcp.Write(p)
-}
-
-func (c *countingConn) CloseWrite() error { return c.tcp.CloseWrite() }

@@ -10,20 +10,47 @@ import (
 	"github.com/framed-go/framed"
 )
 
-// framedImpl is the library under test through its public API: a
+// framedImpl is the library under test through the API a user writes: a
 // framed.Server (EchoHandler, or a handler that checks and drops each
-// frame) and, on the client side, the streaming API a single goroutine
-// uses to pipeline: a framed.Writer (WriteFrame for each frame, Flush when
-// the client would otherwise wait) and a framed.Reader for replies.
-// framed.Conn's WriteFrame, made for many writers, sends at once instead;
-// the 8-writer and Client.Request rows measure it.
+// frame) and, on the client side, a framed.Conn on the dialed connection:
+// WriteFrame for each frame, Flush where the client would otherwise wait,
+// ReadFrame for replies.
 func framedImpl() Impl {
 	return Impl{
 		Name:  "framed",
 		Key:   "framed",
-		Note:  "framed.Server + framed.NewWriter/NewReader on the client (WriteFrame, Flush, ReadFrame)",
+		Note:  "framed.Server + framed.NewConn on the client (Conn.WriteFrame per frame, Flush where it would wait, ReadFrame)",
 		Serve: serveFramed,
 		Dial:  dialFramed,
+	}
+}
+
+// framedWriterName is the secondary framed row: the buffered streaming
+// codec a single goroutine can pipeline with, instead of a Conn.
+const framedWriterName = "framed Writer/Reader"
+
+func framedWriterImpl() Impl {
+	return Impl{
+		Name:  framedWriterName,
+		Key:   "framed-writer",
+		Note:  "framed.Server + framed.NewWriter/NewReader on the client (WriteFrame, Flush, ReadFrame)",
+		Serve: serveFramed,
+		Dial:  dialFramedWriter,
+	}
+}
+
+// framedSendName is the one-way row of framed's Client.
+const framedSendName = "framed Client.Send"
+
+// framedSendImpl sends with Client.Send in a loop. Its client only sends:
+// it fits the one-way workloads.
+func framedSendImpl() Impl {
+	return Impl{
+		Name:  framedSendName,
+		Key:   "framed-send",
+		Note:  "framed.Server + framed.NewClient(framed.NewConn(...)) on the client, Client.Send per frame; the Conn's CloseWrite at the end",
+		Serve: serveFramed,
+		Dial:  dialFramedSend,
 	}
 }
 
@@ -84,13 +111,24 @@ func (s *framedServer) Close() error {
 	return s.closeErr
 }
 
+// framedConnClient is framedImpl's client: a framed.Conn.
+type framedConnClient struct{ *framed.Conn }
+
+func dialFramed(addr string) (Client, error) {
+	nc, err := dialTCP(addr)
+	if err != nil {
+		return nil, err
+	}
+	return framedConnClient{framed.NewConn(nc, framed.ConnConfig{})}, nil
+}
+
 type framedClient struct {
 	nc net.Conn
 	rd *framed.Reader
 	wr *framed.Writer
 }
 
-func dialFramed(addr string) (Client, error) {
+func dialFramedWriter(addr string) (Client, error) {
 	nc, err := dialTCP(addr)
 	if err != nil {
 		return nil, err
@@ -111,6 +149,36 @@ func (c framedClient) CloseWrite() error {
 	}
 	return c.nc.(*net.TCPConn).CloseWrite()
 }
+
+// errSendOnly is what the Client.Send row returns when asked to read.
+var errSendOnly = errors.New("bench: the Client.Send row only sends")
+
+// framedSendClient writes every frame with framed.Client.Send. The Conn
+// under the Client gives the half-close at the end, which a Client does
+// not offer: CloseWrite sends every queued frame, then a FIN.
+type framedSendClient struct {
+	cl *framed.Client
+	fc *framed.Conn
+}
+
+func dialFramedSend(addr string) (Client, error) {
+	nc, err := dialTCP(addr)
+	if err != nil {
+		return nil, err
+	}
+	fc := framed.NewConn(nc, framed.ConnConfig{})
+	return framedSendClient{cl: framed.NewClient(fc), fc: fc}, nil
+}
+
+// WriteFrame calls Send with a context that never ends: the connection's
+// deadline bounds a Send waiting for room.
+func (c framedSendClient) WriteFrame(p []byte) error     { return c.cl.Send(context.Background(), p) }
+func (c framedSendClient) Flush() error                  { return c.fc.Flush() }
+func (c framedSendClient) ReadFrame() ([]byte, error)    { return nil, errSendOnly }
+func (c framedSendClient) Buffered() int                 { return 0 }
+func (c framedSendClient) SetDeadline(t time.Time) error { return c.fc.SetDeadline(t) }
+func (c framedSendClient) CloseWrite() error             { return c.fc.CloseWrite() }
+func (c framedSendClient) Close() error                  { return c.cl.Close() }
 
 // framedServerName is a diagnostic row: framed's server with the raw
 // client, which tells the server's share of a framed row from the client's.

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,9 +37,37 @@ type Config struct {
 	Dur       time.Duration // per workload run
 	IdleConns int
 	Only      []string // workload names; empty means all
+	Impls     []string // implementation keys; empty means all
 }
 
 func (c Config) wants(name string) bool { return len(c.Only) == 0 || slices.Contains(c.Only, name) }
+
+// rows returns the implementations of w to run: those -impls names, and
+// always the baseline, which every ratio divides by.
+func (c Config) rows(w *Workload) []Impl {
+	var out []Impl
+	for i, im := range w.Impls {
+		if i == 0 || len(c.Impls) == 0 || slices.Contains(c.Impls, im.Key) {
+			out = append(out, im)
+		}
+	}
+	return out
+}
+
+const usage = `Usage: go run . [flags]
+
+Runs the workloads over every implementation and prints a Markdown table.
+Examples:
+
+  go run .                                # everything, 5 repetitions
+  go run . -only requests64 -reps 5       # one workload
+  go run . -only oneway64,pingpong -impls framed,framed-send
+                                          # some rows of some workloads
+                                          # (each workload's baseline always runs)
+  go run . -quick                         # one short repetition: a look
+
+Flags:
+`
 
 func runMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchmarks", flag.ContinueOnError)
@@ -46,9 +75,18 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 	reps := fs.Int("reps", 5, "repetitions; the table gives medians over them")
 	quick := fs.Bool("quick", false, "one short repetition with 1,000 idle connections: a look, not a result")
 	only := fs.String("only", "", "comma-separated workloads to run: "+strings.Join(workloadNames(), ","))
+	implsFlag := fs.String("impls", "", "comma-separated rows to run in the throughput workloads, besides each one's baseline: "+
+		strings.Join(implKeys(), ","))
 	dur := fs.Duration("dur", 300*time.Millisecond, "how long each workload runs over each implementation")
 	conns := fs.Int("idle-conns", 5000, "connections of the idle workload")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed
+		}
 		return err
 	}
 	cfg := Config{Reps: *reps, Dur: *dur, IdleConns: *conns}
@@ -73,6 +111,14 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if *implsFlag != "" {
+		cfg.Impls = strings.Split(*implsFlag, ",")
+		for _, key := range cfg.Impls {
+			if !slices.Contains(implKeys(), key) {
+				return fmt.Errorf("unknown implementation %q; have %s", key, strings.Join(implKeys(), ", "))
+			}
+		}
+	}
 	if cfg.Reps < 1 || cfg.Dur <= 0 || cfg.IdleConns < 1 {
 		return fmt.Errorf("-reps, -dur and -idle-conns must be positive")
 	}
@@ -93,6 +139,19 @@ func workloadNames() []string {
 	return append(names, "idle", "allocs")
 }
 
+// implKeys returns the keys of every row of the throughput workloads.
+func implKeys() []string {
+	var keys []string
+	for _, w := range workloads() {
+		for _, im := range w.Impls {
+			if !slices.Contains(keys, im.Key) {
+				keys = append(keys, im.Key)
+			}
+		}
+	}
+	return keys
+}
+
 // runAll runs every repetition: within one, each workload over each of its
 // implementations in turn, then the idle and allocation measurements.
 func runAll(cfg Config, progress io.Writer) (*Results, error) {
@@ -107,7 +166,7 @@ func runAll(cfg Config, progress io.Writer) (*Results, error) {
 		if !cfg.wants(w.Name) {
 			continue
 		}
-		for _, im := range w.Impls {
+		for _, im := range cfg.rows(w) {
 			if _, err := measure(w, im, Limits{Dur: cfg.Dur / 5, MaxFrames: lim.MaxFrames}); err != nil {
 				res.fail(w.Name, im.Name, 0, err)
 			}
@@ -120,7 +179,7 @@ func runAll(cfg Config, progress io.Writer) (*Results, error) {
 			if !cfg.wants(w.Name) {
 				continue
 			}
-			for _, im := range w.Impls {
+			for _, im := range cfg.rows(w) {
 				smp, err := measure(w, im, lim)
 				if err != nil {
 					res.fail(w.Name, im.Name, rep+1, err)

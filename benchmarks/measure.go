@@ -23,7 +23,7 @@ type Sample struct {
 	Elapsed  time.Duration
 	Allocs   uint64 // heap allocations in this process, client and server
 	Syscalls int64  // read and write system calls of this process, client and server; -1 if unknown
-	Writes   int64  // the client's counted Write calls; -1 if not counted
+	Writes   int64  // the write system calls among them; -1 if unknown
 	P50, P99 time.Duration
 }
 
@@ -86,13 +86,10 @@ func drive(s session, batch int, lim Limits) (Sample, error) {
 		Elapsed:  end.Sub(start),
 		Allocs:   m1.Mallocs - m0.Mallocs,
 		Syscalls: (r1 - r0) + (w1 - w0),
-		Writes:   -1,
+		Writes:   w1 - w0,
 	}
 	if ioErr != nil || ioErr1 != nil {
-		smp.Syscalls = -1
-	}
-	if wc, ok := s.(writeCounter); ok {
-		smp.Writes = wc.writeCalls()
+		smp.Syscalls, smp.Writes = -1, -1
 	}
 	if ls, ok := s.(latencySession); ok {
 		smp.P50, smp.P99 = percentiles(ls.latencies())

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type Workload struct {
 	// LowerIsBetter marks workloads whose headline figure is a latency.
 	LowerIsBetter bool
 
+	// ShowWrites makes the table give the write system calls per frame
+	// apart from all of them.
+	ShowWrites bool
+
 	open func(w *Workload, im Impl, deadline time.Time) (session, error)
 }
 
@@ -51,11 +56,6 @@ type session interface {
 // latencySession is a session that records round-trip times.
 type latencySession interface {
 	latencies() []time.Duration
-}
-
-// writeCounter is a session that counts its client's Write calls.
-type writeCounter interface {
-	writeCalls() int64
 }
 
 // checkAll makes every received payload be compared byte for byte, not
@@ -80,17 +80,21 @@ func workloads() []*Workload {
 	with := func(extra ...Impl) []Impl { return append(all[:len(all):len(all)], extra...) }
 	return []*Workload{
 		{Name: "oneway64", Title: "one-way 64 B, pipelined", Size: 64, Batch: 8192, OpFrames: 1,
-			Impls: with(framedServerImpl()), open: openOneWay},
-		{Name: "oneway1k", Title: "one-way 1 KiB, pipelined", Size: 1024, Batch: 2048, OpFrames: 1, Impls: all, open: openOneWay},
+			Impls: with(framedSendImpl(), framedWriterImpl(), framedServerImpl()), open: openOneWay},
+		{Name: "oneway1k", Title: "one-way 1 KiB, pipelined", Size: 1024, Batch: 2048, OpFrames: 1,
+			Impls: with(framedSendImpl(), framedWriterImpl()), open: openOneWay},
 		{Name: "echo64", Title: "echo 64 B, 1 conn, 64 in flight", Size: 64, Batch: 4096, OpFrames: 1,
-			Impls: with(framedRequestImpl(), framedServerImpl()), open: openEcho},
+			Impls: with(framedWriterImpl(), framedServerImpl()), open: openEcho},
 		{Name: "echo64x64", Title: "echo 64 B, 64 conns, 64 in flight each", Size: 64, Batch: 64 * 256, OpFrames: 64 * 64,
-			Impls: with(framedServerImpl()), open: openEchoConns},
+			Impls: with(framedWriterImpl(), framedServerImpl()), open: openEchoConns},
 		{Name: "pingpong", Title: "ping-pong 64 B, 1 in flight", Size: 64, Batch: 256, OpFrames: 1,
-			Impls: with(framedRequestImpl()), LowerIsBetter: true, open: openPingPong},
-		{Name: "echo1m", Title: "echo 1 MiB, 4 in flight", Size: 1 << 20, Batch: 8, OpFrames: 1, Impls: all, open: openBulk},
+			Impls: with(framedRequestImpl(), framedWriterImpl()), LowerIsBetter: true, open: openPingPong},
+		{Name: "requests64", Title: "requests 64 B, 1 conn, 64 in flight", Size: 64, Batch: window * 256, OpFrames: window,
+			Impls: []Impl{rawImpl(), framedRequestImpl(), framedImpl()}, open: openPipelined},
+		{Name: "echo1m", Title: "echo 1 MiB, 4 in flight", Size: 1 << 20, Batch: 8, OpFrames: 1,
+			Impls: with(framedWriterImpl()), open: openBulk},
 		{Name: "writers8", Title: "8 goroutines writing 64 B to one conn", Size: 64, Batch: 8 * 1024, OpFrames: 8 * 1024,
-			Impls: []Impl{mutexWriterImpl(), framedImpl()}, open: openWriters},
+			Impls: []Impl{mutexWriterImpl(), framedImpl()}, ShowWrites: true, open: openWriters},
 	}
 }
 
@@ -277,9 +281,6 @@ type echoOne struct {
 }
 
 func openEcho(w *Workload, im Impl, deadline time.Time) (session, error) {
-	if im.Name == framedRequestName {
-		return openRequests(deadline, window)
-	}
 	srv, err := im.Serve(ServerConfig{Mode: Echo})
 	if err != nil {
 		return nil, err
@@ -416,12 +417,16 @@ func (s *pingPong) finish() (int64, time.Time, error) { return s.n, time.Now(), 
 func (s *pingPong) latencies() []time.Duration        { return s.lats }
 func (s *pingPong) close() error                      { return closeAll(s.srv, s.c) }
 
-// bulk echoes large frames with a writer goroutine and a reader, keeping
-// up to bigWindow frames in flight. One goroutine could deadlock here:
-// frames this large fill the socket buffers before the replies are read.
+// bulk echoes frames with a writer goroutine and a reader, keeping up to
+// win frames in flight. With 1 MiB frames one goroutine could deadlock:
+// they fill the socket buffers before the replies are read. The writer
+// flushes after every frame, or, when lazy, only when it would wait: for
+// a credit, or for more frames to send.
 type bulk struct {
 	srv     Server
 	c       Client
+	win     int
+	lazy    bool
 	p, want []byte
 	credits chan struct{} // one token per frame in flight
 	cmd     chan int      // frames the writer is to send
@@ -432,6 +437,20 @@ type bulk struct {
 }
 
 func openBulk(w *Workload, im Impl, deadline time.Time) (session, error) {
+	return openWriterReader(w, im, deadline, bigWindow, false)
+}
+
+// openPipelined keeps window requests in flight on one connection: 64
+// goroutines each calling framed's Client.Request, or a writer goroutine
+// and a reader on any other implementation's client.
+func openPipelined(w *Workload, im Impl, deadline time.Time) (session, error) {
+	if im.Name == framedRequestName {
+		return openRequests(deadline, window)
+	}
+	return openWriterReader(w, im, deadline, window, true)
+}
+
+func openWriterReader(w *Workload, im Impl, deadline time.Time, win int, lazy bool) (session, error) {
 	srv, err := im.Serve(ServerConfig{Mode: Echo})
 	if err != nil {
 		return nil, err
@@ -443,8 +462,8 @@ func openBulk(w *Workload, im Impl, deadline time.Time) (session, error) {
 	}
 	c.SetDeadline(deadline)
 	s := &bulk{
-		srv: srv, c: c, p: payload(w.Size), want: payload(w.Size),
-		credits: make(chan struct{}, bigWindow),
+		srv: srv, c: c, win: win, lazy: lazy, p: payload(w.Size), want: payload(w.Size),
+		credits: make(chan struct{}, win),
 		cmd:     make(chan int, 16),
 		quit:    make(chan struct{}),
 		wdone:   make(chan struct{}),
@@ -467,24 +486,47 @@ func (s *bulk) writer() {
 			return
 		}
 		for range n {
-			select {
-			case s.credits <- struct{}{}:
-			case <-s.quit:
+			if !s.credit() {
 				return
 			}
 			stamp(s.p, seq)
-			if s.c.WriteFrame(s.p) != nil || s.c.Flush() != nil {
+			if s.c.WriteFrame(s.p) != nil || !s.lazy && s.c.Flush() != nil {
 				return
 			}
 			seq++
 		}
+		if s.lazy && s.c.Flush() != nil {
+			return
+		}
+	}
+}
+
+// credit takes a credit for one more frame in flight, flushing first if
+// the writer is lazy and would wait. It reports false when the writer is
+// to stop.
+func (s *bulk) credit() bool {
+	if s.lazy {
+		select {
+		case s.credits <- struct{}{}:
+			return true
+		default:
+		}
+		if s.c.Flush() != nil {
+			return false
+		}
+	}
+	select {
+	case s.credits <- struct{}{}:
+		return true
+	case <-s.quit:
+		return false
 	}
 }
 
 func (s *bulk) batch(n int) error {
 	s.target += int64(n)
 	s.cmd <- n
-	for s.recv+bigWindow < s.target {
+	for s.recv+int64(s.win) < s.target {
 		if err := s.read(); err != nil {
 			return err
 		}
@@ -527,12 +569,12 @@ const framedRequestName = "framed Client.Request"
 // framedRequestImpl is framed.Dial's Client with Request called by many
 // goroutines at once, which is how the library offers pipelining: each
 // Request queues its frame and waits for its own reply. It only fits the
-// echo workloads, which open it by name.
+// ping-pong and requests64 workloads, which open it by name.
 func framedRequestImpl() Impl {
 	im := framedImpl()
 	im.Name = framedRequestName
 	im.Key = "framed-request"
-	im.Note = "framed.Server + framed.Dial's Client.Request, one goroutine per request in flight"
+	im.Note = "framed.Server + framed.Dial's Client.Request, one goroutine per request in flight (1 for ping-pong, 64 for requests64)"
 	im.Dial = nil
 	return im
 }
@@ -635,13 +677,15 @@ func mutexWriterImpl() Impl {
 	return Impl{Name: mutexWriterName, Key: "mutex", Note: "sync.Mutex held around one net.Conn.Write per frame"}
 }
 
-// writers has writerCount goroutines write 64 B frames to one connection
-// whose Write calls are counted; the server is the raw sink for both rows,
-// so the rows differ only in the writing side.
+// writers has writerCount goroutines write 64 B frames to one
+// connection; the server is the raw sink for both rows, so the rows differ
+// only in the writing side. The connection is the dialed *net.TCPConn
+// itself, so framed writes to it as it would for a user; the table counts
+// its write system calls from /proc/self/io (the sink only reads).
 type writers struct {
 	srv    Server
 	done   chan SinkDone
-	cc     *countingConn
+	nc     *net.TCPConn
 	fc     *framed.Conn // nil for the mutex row
 	mu     sync.Mutex
 	bufs   [][]byte // each writer's frame, header included
@@ -663,9 +707,9 @@ func openWriters(w *Workload, im Impl, deadline time.Time) (session, error) {
 		return nil, err
 	}
 	nc.SetDeadline(deadline)
-	s.cc = newCountingConn(nc)
+	s.nc = nc
 	if im.Name == "framed" {
-		s.fc = framed.NewConn(s.cc, framed.ConnConfig{})
+		s.fc = framed.NewConn(nc, framed.ConnConfig{})
 	}
 	for range writerCount {
 		b := make([]byte, headerSize+64)
@@ -700,7 +744,7 @@ func (s *writers) write(i, n int) error {
 			continue
 		}
 		s.mu.Lock()
-		_, err := s.cc.Write(b)
+		_, err := s.nc.Write(b)
 		s.mu.Unlock()
 		if err != nil {
 			return err
@@ -714,7 +758,7 @@ func (s *writers) finish() (int64, time.Time, error) {
 	if s.fc != nil {
 		err = s.fc.CloseWrite()
 	} else {
-		err = s.cc.CloseWrite()
+		err = s.nc.CloseWrite()
 	}
 	if err != nil {
 		return 0, time.Time{}, err
@@ -722,13 +766,11 @@ func (s *writers) finish() (int64, time.Time, error) {
 	return waitSink(s.done, s.sent)
 }
 
-func (s *writers) writeCalls() int64 { return s.cc.writes.Load() }
-
 func (s *writers) close() error {
 	if s.fc != nil {
 		s.fc.Close()
 	} else {
-		s.cc.Close()
+		s.nc.Close()
 	}
 	return s.srv.Close()
 }
