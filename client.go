@@ -125,10 +125,11 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // exactly one reply frame, in order. Requests from many goroutines are
 // pipelined on the one connection, and since TCP keeps order, replies are
 // matched to requests first in, first out, with nothing added to the wire.
-// A Request writes its frame itself when no other write is in flight and
-// the socket takes it at once; replies are read by a goroutine of the
-// Client's, started by the first Request, so a Request never blocks past
-// its context on the network.
+// A lone Request writes its frame itself when the socket takes it at
+// once; pipelined Requests share the writes of the Conn's writer
+// goroutine. Replies are read by a goroutine of the Client's, started by
+// the first Request, so a Request never blocks past its context on the
+// network.
 //
 // A Request whose context ends before its reply returns the context's
 // error at once. Its request may already be on the wire: the Client then
@@ -333,12 +334,14 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 		cl = &call{done: make(chan struct{}, 1)}
 	}
 	q := &c.conn.q
+	lone := false
 	_, err := q.enqueue(ctx, msg, false, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.err != nil {
 			return c.err
 		}
+		lone = c.pending.n == 0
 		c.pending.push(cl)
 		return nil
 	})
@@ -346,7 +349,11 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 		c.calls.Put(cl) // never queued
 		return nil, c.writeFailure(err)
 	}
-	q.tryWriteLocked()
+	if lone {
+		q.tryWriteLocked() // no hand-off for a lone request
+	} else {
+		q.kickLocked() // pipelined: share the writer goroutine's next write
+	}
 	q.mu.Unlock()
 
 	select {

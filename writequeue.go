@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -296,6 +297,10 @@ func (q *writeQueue) kickLocked() {
 // exits, so an idle connection has none.
 func (q *writeQueue) run() {
 	defer q.done.Done()
+	// Goroutines made runnable together (say, Requests whose replies
+	// were just read) queue their frames before this one writes, so they
+	// share the write: the new goroutine would otherwise run first.
+	runtime.Gosched()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.pending > 0 && !q.corked && q.state < writeFailed {
