@@ -1,6 +1,7 @@
 package framedtest
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -219,4 +220,54 @@ func (c *memConn) setDeadline(dl *time.Time, tm **time.Timer, t time.Time) error
 	}
 	c.l.cond.Broadcast()
 	return nil
+}
+
+// reset ends the connection as a TCP reset does: reads and writes on both
+// ends fail with ECONNRESET, and data in flight is lost.
+func (c *memConn) reset() {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	for i := range c.l.dirs {
+		c.l.dirs[i].reset = true
+		c.l.dirs[i].buf = nil
+	}
+	c.l.cond.Broadcast()
+}
+
+// waitDrained waits until the peer has read everything written so far, the
+// connection ends, or stop is closed; it reports whether the bytes were
+// read.
+func (c *memConn) waitDrained(stop <-chan struct{}) bool {
+	woken := make(chan struct{})
+	defer close(woken)
+	go func() {
+		select {
+		case <-stop:
+			c.l.mu.Lock()
+			c.l.cond.Broadcast()
+			c.l.mu.Unlock()
+		case <-woken:
+		}
+	}()
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	for {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		switch {
+		case c.closed || c.out.reset || c.out.gone:
+			return false
+		case len(c.out.buf) == 0:
+			return true
+		}
+		c.l.cond.Wait()
+	}
+}
+
+// isReset reports whether err is a connection reset.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET)
 }
