@@ -3,6 +3,7 @@ package framedtest
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // FaultConn is a net.Conn with [Faults] on each direction, wrapped around
@@ -76,16 +77,26 @@ func (fc *FaultConn) end(reset bool) {
 // errors matching syscall.ECONNRESET.
 func (fc *FaultConn) Reset() { fc.end(true) }
 
+// closeLinger bounds how long Close waits for the bytes already written to
+// go on to c.
+const closeLinger = time.Second
+
 // Close closes the FaultConn. The bytes already written go on to c through
-// Out's faults (a stall ends, and drops what it held), then c is closed, and
-// Close returns once both goroutines have stopped.
+// Out's faults, for at most a second (a stall ends at once and drops what it
+// held); then c is closed, and Close returns once both goroutines have
+// stopped.
 func (fc *FaultConn) Close() error {
 	err := fc.memConn.Close()
 	fc.once.Do(func() {
+		var stopOnce sync.Once
+		stop := func() { stopOnce.Do(func() { close(fc.stop) }) }
 		close(fc.unstall)
+		fc.c.SetWriteDeadline(time.Now().Add(closeLinger))
+		t := time.AfterFunc(closeLinger, stop)
 		fc.up.Wait()
+		t.Stop()
 		fc.end(false)
-		close(fc.stop)
+		stop()
 		fc.down.Wait()
 	})
 	return err

@@ -352,3 +352,46 @@ func TestFaultsChangeWhileFlowing(t *testing.T) {
 	_, sizes = readSizes(t, fc, 10)
 	assert.Equal(t, []int{10}, sizes)
 }
+
+// TestFaultConnCloseDelivers checks Close sends what was written, through
+// the faults, before it closes.
+func TestFaultConnCloseDelivers(t *testing.T) {
+	a, b := tcpPair(t)
+	fc := framedtest.WrapConn(a)
+	fc.Out.Latency(50*time.Millisecond, 0)
+	fc.Out.Slice(1)
+	_, err := fc.Write([]byte("last"))
+	require.NoError(t, err)
+	require.NoError(t, fc.Close())
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(10*time.Second)))
+	got, err := io.ReadAll(b)
+	require.NoError(t, err)
+	assert.Equal(t, "last", string(got))
+	assert.ErrorIs(t, fc.Close(), net.ErrClosed, "a second Close")
+}
+
+// TestFaultConnCloseBounded checks Close returns when the peer reads
+// nothing and the bytes written cannot go out.
+func TestFaultConnCloseBounded(t *testing.T) {
+	ln := framedtest.NewListener(1024)
+	defer ln.Close()
+	a, err := ln.Dial()
+	require.NoError(t, err)
+	b, err := ln.Accept()
+	require.NoError(t, err)
+	defer b.Close()
+	fc := framedtest.WrapConn(a)
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := fc.Write(make([]byte, 1<<20))
+		wrote <- err
+	}()
+	// The writer fills every buffer on the way and blocks.
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err = io.ReadFull(b, make([]byte, 1))
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, fc.Close())
+	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.ErrorIs(t, <-wrote, net.ErrClosed, "the blocked Write")
+}
