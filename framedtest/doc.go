@@ -13,6 +13,10 @@
 //   - [Script] is a peer that follows a script (send this frame or these
 //     raw bytes, expect that frame, EOF or a close) and fails the test at
 //     the first step that goes otherwise, with a hex dump.
+//   - [Faults] re-cut, gather, delay, throttle, hold back, limit or reset
+//     the bytes going one way, after Toxiproxy's toxics: on one connection
+//     with [WrapConn], or between any client and server with [NewProxy].
+//     They may be changed while bytes flow.
 //
 // The package uses only the standard library and framed, so importing it
 // adds nothing to a module's dependencies.
