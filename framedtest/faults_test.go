@@ -395,3 +395,17 @@ func TestFaultConnCloseBounded(t *testing.T) {
 	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.ErrorIs(t, <-wrote, net.ErrClosed, "the blocked Write")
 }
+
+// TestFaultLimitExact checks the connection ends as soon as the limit is
+// reached, with no more bytes to come.
+func TestFaultLimitExact(t *testing.T) {
+	eachLink(t, func(t *testing.T, l faultLink) {
+		l.faults.Limit(10)
+		_, err := l.send.Write(pattern(10))
+		require.NoError(t, err)
+		require.NoError(t, l.recv.SetReadDeadline(time.Now().Add(10*time.Second)))
+		got, err := io.ReadAll(l.recv)
+		require.NoError(t, err, "the receiver reads EOF after the tenth byte")
+		assert.Equal(t, pattern(10), got)
+	})
+}

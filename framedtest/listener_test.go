@@ -61,12 +61,27 @@ func TestListenerCarriesEveryByte(t *testing.T) {
 	wg.Add(2)
 	go func() { defer wg.Done(); errs <- send(client, up, 3) }()
 	go func() { defer wg.Done(); errs <- send(server, down, 4) }()
-	gotUp := make([]byte, len(up))
-	gotDown := make([]byte, len(down))
+	// Reads of random sizes too, so reads that leave bytes behind are
+	// exercised; a lost byte makes the reader wait, until its deadline.
+	recv := func(c net.Conn, n int, seed uint64) ([]byte, error) {
+		r := rand.New(rand.NewPCG(seed, seed))
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got := make([]byte, 0, n)
+		buf := make([]byte, 10000)
+		for len(got) < n {
+			k, err := c.Read(buf[:min(n-len(got), 1+r.IntN(len(buf)))])
+			got = append(got, buf[:k]...)
+			if err != nil {
+				return got, err
+			}
+		}
+		return got, nil
+	}
+	var gotUp, gotDown []byte
 	var rerr [2]error
 	wg.Add(2)
-	go func() { defer wg.Done(); _, rerr[0] = io.ReadFull(server, gotUp) }()
-	go func() { defer wg.Done(); _, rerr[1] = io.ReadFull(client, gotDown) }()
+	go func() { defer wg.Done(); gotUp, rerr[0] = recv(server, len(up), 5) }()
+	go func() { defer wg.Done(); gotDown, rerr[1] = recv(client, len(down), 6) }()
 	wg.Wait()
 	require.NoError(t, <-errs)
 	require.NoError(t, <-errs)
@@ -82,6 +97,7 @@ func TestListenerCloseWrite(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, client.(interface{ CloseWrite() error }).CloseWrite())
 
+	require.NoError(t, server.SetReadDeadline(time.Now().Add(10*time.Second)))
 	got, err := io.ReadAll(server)
 	require.NoError(t, err, "the server reads the data, then EOF")
 	assert.Equal(t, "abc", string(got))
