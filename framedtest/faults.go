@@ -87,13 +87,16 @@ func (f *Faults) get() settings {
 }
 
 // intN returns a random int in [0, n), n > 0.
-func (f *Faults) intN(n int) int {
+func (f *Faults) intN(n int) int { return int(f.int64N(int64(n))) }
+
+// int64N returns a random int64 in [0, n), n > 0.
+func (f *Faults) int64N(n int64) int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.rng == nil {
 		f.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	return f.rng.IntN(n)
+	return f.rng.Int64N(n)
 }
 
 // Slice cuts the bytes into pieces of at most n bytes, each passed on in a
@@ -271,7 +274,7 @@ func (p *pump) deliver(chunk []byte) bool {
 			delayed = true
 			d := s.latency
 			if s.jitter > 0 {
-				d += time.Duration(p.f.intN(int(s.jitter) + 1))
+				d += time.Duration(p.f.int64N(int64(s.jitter) + 1))
 			}
 			if !p.sleep(d) {
 				return false

@@ -133,7 +133,10 @@ func TestFaultsPassThroughUnchanged(t *testing.T) {
 func TestFaultSlice(t *testing.T) {
 	eachLink(t, func(t *testing.T, l faultLink) {
 		l.faults.Slice(1)
-		msg := pattern(300)
+		// Over TCP the kernel merges pieces that the reader has not taken
+		// yet; 8 KiB in one-byte writes take long enough for the reader
+		// to see several.
+		msg := pattern(8 << 10)
 		_, err := l.send.Write(msg)
 		require.NoError(t, err)
 		got, sizes := readSizes(t, l.recv, len(msg))
@@ -149,7 +152,7 @@ func TestFaultSlice(t *testing.T) {
 func TestFaultSliceRandom(t *testing.T) {
 	eachLink(t, func(t *testing.T, l faultLink) {
 		l.faults.SliceRandom(7)
-		msg := pattern(2000)
+		msg := pattern(20000)
 		_, err := l.send.Write(msg)
 		require.NoError(t, err)
 		got, sizes := readSizes(t, l.recv, len(msg))
