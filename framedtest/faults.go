@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -333,4 +334,9 @@ func resetConn(c net.Conn) {
 		c.reset()
 	}
 	c.Close()
+}
+
+// isReset reports whether err is a connection reset.
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET)
 }

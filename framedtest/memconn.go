@@ -1,7 +1,6 @@
 package framedtest
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -265,9 +264,4 @@ func (c *memConn) waitDrained(stop <-chan struct{}) bool {
 		}
 		c.l.cond.Wait()
 	}
-}
-
-// isReset reports whether err is a connection reset.
-func isReset(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET)
 }

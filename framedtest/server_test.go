@@ -3,6 +3,7 @@ package framedtest_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +85,7 @@ func TestStartTLS(t *testing.T) {
 func TestServerInMemory(t *testing.T) {
 	for _, useTLS := range []bool{false, true} {
 		srv := framedtest.NewUnstartedServer(nil)
+		loopback := srv.Listener.Addr().String()
 		srv.Listener = framedtest.NewListener(0)
 		if useTLS {
 			srv.StartTLS()
@@ -92,6 +94,8 @@ func TestServerInMemory(t *testing.T) {
 		}
 		assert.Equal(t, "framedtest", srv.Addr)
 		assert.Equal(t, "memory", request(t, srv, "memory"), "TLS %v", useTLS)
+		_, err := net.DialTimeout("tcp", loopback, time.Second)
+		assert.Error(t, err, "Start closed the loopback listener it replaced")
 		srv.Close()
 	}
 }
