@@ -29,11 +29,15 @@ import (
 // Block is a ```go block of a markdown file.
 type Block struct {
 	Program string // the path, from the repository's root, of the program it shows
+	Test    string // or of the test file it is a part of, which that package's own test keeps in step
 	Line    int    // the line of its opening fence, from 1
 	Text    string // what is between the fences, with a final newline
 }
 
-var programMark = regexp.MustCompile(`^<!-- program: (\S+) -->$`)
+var (
+	programMark = regexp.MustCompile(`^<!-- program: (\S+) -->$`)
+	testMark    = regexp.MustCompile(`^<!-- test: (\S+) -->$`)
+)
 
 // Blocks returns the ```go blocks of markdown, in order. A block without a
 // program comment on the line before it has an empty Program.
@@ -55,6 +59,9 @@ func Blocks(markdown string) ([]Block, error) {
 			in = &Block{Line: i + 1}
 			if m := programMark.FindStringSubmatch(prev); m != nil {
 				in.Program = m[1]
+			}
+			if m := testMark.FindStringSubmatch(prev); m != nil {
+				in.Test = m[1]
 			}
 		}
 		prev = trimmed

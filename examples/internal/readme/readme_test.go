@@ -41,7 +41,17 @@ func TestREADMEShowsThePrograms(t *testing.T) {
 			require.NoError(t, err)
 			require.NotEmpty(t, blocks, "%s shows Go code", name)
 			for _, b := range blocks {
-				if !assert.NotEmpty(t, b.Program, "%s:%d: a Go block with no <!-- program: PATH --> line before it", name, b.Line) {
+				if b.Test != "" {
+					// A test shown in part: the test file must hold it as
+					// shown, and that package's tests run it.
+					assert.True(t, strings.HasSuffix(b.Test, "_test.go"), "%s:%d: %s is not a test file", name, b.Line, b.Test)
+					file, err := read(b.Test)
+					if assert.NoError(t, err, "%s:%d", name, b.Line) {
+						assert.Contains(t, file, b.Text, "%s:%d is not in %s as shown", name, b.Line, b.Test)
+					}
+					continue
+				}
+				if !assert.NotEmpty(t, b.Program, "%s:%d: a Go block with no <!-- program: PATH --> or <!-- test: PATH --> line before it", name, b.Line) {
 					continue
 				}
 				assert.True(t, strings.HasPrefix(b.Program, "examples/internal/readme/"), "%s:%d: %s is not a program this package tests", name, b.Line, b.Program)
