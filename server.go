@@ -1,17 +1,13 @@
 package framed
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime"
-	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -183,15 +179,13 @@ type Server struct {
 	// [context.Background].
 	BaseContext func(net.Listener) context.Context
 
-	inShutdown atomic.Bool
-	counters   serverCounters
+	life     lifecycle // Serve loops and connections
+	counters serverCounters
 
 	mu        sync.Mutex
 	listeners map[*onceCloseListener]struct{}
 	conns     map[*serverConn]struct{}
 	retired   connTotals    // counts of connections already closed
-	done      chan struct{} // closed when Shutdown or Close begins
-	left      chan struct{} // closed when a Serve loop or connection leaves, if someone waits
 	sem       chan struct{} // one token per open connection when MaxConns > 0
 }
 
@@ -229,10 +223,10 @@ type ServerStats struct {
 // serverCounters are the counts of events the Server sees once per
 // connection or less.
 type serverCounters struct {
-	accepted, maxConnsWaits, acceptErrors                  atomic.Int64
-	tooLarge, invalidLength                                atomic.Int64
-	frameTimeouts, idleTimeouts, writeTimeouts, connErrors atomic.Int64
-	handlerErrors, panics, lingerTimeouts                  atomic.Int64
+	accepted, maxConnsWaits, acceptErrors                  counter
+	tooLarge, invalidLength                                counter
+	frameTimeouts, idleTimeouts, writeTimeouts, connErrors counter
+	handlerErrors, panics, lingerTimeouts                  counter
 }
 
 // connTotals are the per-connection counts that Stats adds up.
@@ -314,10 +308,12 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	if !s.trackListener(l, true) {
+	var loop tracked
+	loop.runningHere()
+	if !s.trackListener(l, &loop) {
 		return ErrServerClosed
 	}
-	defer s.trackListener(l, false)
+	defer s.untrackListener(l, &loop)
 
 	baseCtx := context.Background()
 	if s.BaseContext != nil {
@@ -328,7 +324,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	tlsConfig := s.TLSConfig.Clone()
 	cfg := ConnConfig{Format: s.Format, WriteTimeout: s.WriteTimeout, MaxPendingBytes: s.MaxPendingBytes}
-	done, sem := s.serveChans()
+	done, sem := s.life.doneChan(), s.semaphore()
 
 	var tempDelay time.Duration // how long to wait after a temporary accept error
 	for {
@@ -336,7 +332,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			select {
 			case sem <- struct{}{}:
 			default:
-				s.counters.maxConnsWaits.Add(1)
+				s.counters.maxConnsWaits.inc()
 				select {
 				case sem <- struct{}{}:
 				case <-done:
@@ -352,20 +348,16 @@ func (s *Server) Serve(ln net.Listener) error {
 			if s.shuttingDown() {
 				return ErrServerClosed
 			}
-			s.counters.acceptErrors.Add(1)
+			s.counters.acceptErrors.inc()
 			if !isTemporary(err) {
 				return err
 			}
-			tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
+			tempDelay = backoff(tempDelay)
 			if s.Logger != nil {
-				s.Logger.Error("framed: accept error; retrying",
+				s.Logger.Warn("framed: accept failed; retrying",
 					"addr", ln.Addr(), "err", err, "delay", tempDelay)
 			}
-			t := time.NewTimer(tempDelay)
-			select {
-			case <-t.C:
-			case <-done:
-				t.Stop()
+			if !sleep(tempDelay, done) {
 				return ErrServerClosed
 			}
 			continue
@@ -447,16 +439,15 @@ func (s *Server) check() error {
 // it then waits for every other connection, and the handler's own
 // connection drains once the handler returns.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.inShutdown.Store(true)
+	s.life.stop()
 	s.mu.Lock()
-	s.closeDoneLocked()
 	err := s.closeListenersLocked()
 	for sc := range s.conns {
 		sc.shutdown()
 	}
 	s.mu.Unlock()
-	if werr := s.waitGone(ctx.Done()); werr != nil {
-		return ctx.Err()
+	if werr := s.life.wait(ctx); werr != nil {
+		return werr
 	}
 	return err
 }
@@ -469,9 +460,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // handler, and the calling handler's connection, already closed, ends when
 // the handler returns.
 func (s *Server) Close() error {
-	s.inShutdown.Store(true)
+	s.life.stop()
 	s.mu.Lock()
-	s.closeDoneLocked()
 	err := s.closeListenersLocked()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
@@ -484,93 +474,20 @@ func (s *Server) Close() error {
 		sc.cancel()
 		sc.c.Close()
 	}
-	s.waitGone(nil)
+	s.life.wait(context.Background())
 	return err
 }
 
-// errWaitAbandoned is waitGone's error when done is closed first.
-var errWaitAbandoned = errors.New("framed: wait abandoned")
+func (s *Server) shuttingDown() bool { return s.life.stopped() }
 
-// waitGone waits until no Serve loop or connection is left, but the
-// connection whose handler is calling, or until done is closed.
-func (s *Server) waitGone(done <-chan struct{}) error {
-	self := goroutineID()
+// semaphore returns the MaxConns semaphore, nil when there is no limit.
+func (s *Server) semaphore() chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		left := len(s.conns)
-		for sc := range s.conns {
-			if sc.goid.Load() == self {
-				left--
-			}
-		}
-		if left == 0 && len(s.listeners) == 0 {
-			return nil
-		}
-		if s.left == nil {
-			s.left = make(chan struct{})
-		}
-		ch := s.left
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-done:
-			s.mu.Lock()
-			return errWaitAbandoned
-		}
-		s.mu.Lock()
-	}
-}
-
-// leftLocked wakes waitGone: a Serve loop or connection has left.
-func (s *Server) leftLocked() {
-	if s.left != nil {
-		close(s.left)
-		s.left = nil
-	}
-}
-
-// goroutineID returns the calling goroutine's id, which Close and Shutdown
-// compare with the one serving each connection, so that a handler that
-// calls them does not wait for itself. Go has no API for it; the first
-// line of the goroutine's stack trace names it, as golang.org/x/net/http2
-// reads it too.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i >= 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
-}
-
-func (s *Server) shuttingDown() bool { return s.inShutdown.Load() }
-
-// serveChans returns the channel closed when shutting down and the
-// MaxConns semaphore, nil when there is no limit.
-func (s *Server) serveChans() (done <-chan struct{}, sem chan struct{}) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-	}
 	if s.sem == nil && s.MaxConns > 0 {
 		s.sem = make(chan struct{}, s.MaxConns)
 	}
-	return s.done, s.sem
-}
-
-func (s *Server) closeDoneLocked() {
-	if s.done == nil {
-		s.done = make(chan struct{})
-	}
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
+	return s.sem
 }
 
 func (s *Server) closeListenersLocked() error {
@@ -583,15 +500,11 @@ func (s *Server) closeListenersLocked() error {
 	return err
 }
 
-func (s *Server) trackListener(l *onceCloseListener, add bool) bool {
+// trackListener adds l, served by loop, unless the Server is shutting down.
+func (s *Server) trackListener(l *onceCloseListener, loop *tracked) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !add {
-		delete(s.listeners, l)
-		s.leftLocked()
-		return true
-	}
-	if s.shuttingDown() {
+	if !s.life.enter(loop) {
 		return false
 	}
 	if s.listeners == nil {
@@ -601,20 +514,27 @@ func (s *Server) trackListener(l *onceCloseListener, add bool) bool {
 	return true
 }
 
+func (s *Server) untrackListener(l *onceCloseListener, loop *tracked) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
+	s.life.leave(loop)
+}
+
 // trackConn adds sc to the open connections, unless the Server is shutting
 // down. It is called before sc's goroutine starts, so Shutdown and Close
 // always see it.
 func (s *Server) trackConn(sc *serverConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shuttingDown() {
+	if !s.life.enter(&sc.tracked) {
 		return false
 	}
 	if s.conns == nil {
 		s.conns = make(map[*serverConn]struct{})
 	}
 	s.conns[sc] = struct{}{}
-	s.counters.accepted.Add(1)
+	s.counters.accepted.inc()
 	return true
 }
 
@@ -625,8 +545,8 @@ func (s *Server) untrackConn(sc *serverConn) {
 	if sc.sem != nil {
 		<-sc.sem
 	}
-	s.leftLocked()
 	s.mu.Unlock()
+	s.life.leave(&sc.tracked)
 }
 
 // onceCloseListener guards a listener against the second Close that Serve

@@ -3,11 +3,9 @@ package framed
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +15,6 @@ import (
 // its peer to close, discarding what it sends, so that a TCP reset does not
 // destroy the replies just written.
 const lingerTimeout = 500 * time.Millisecond
-
-// aLongTimeAgo is a read deadline that has passed: it wakes a blocked read.
-var aLongTimeAgo = time.Unix(1, 0)
 
 // connState is where a server connection is in its life, as Shutdown and
 // Close see it. It moves from active to idle and back while frames come,
@@ -35,10 +30,10 @@ const (
 
 // serverConn is a connection that a Server serves.
 type serverConn struct {
+	tracked  // by the Server's lifecycle
 	c        *Conn
 	cancel   context.CancelFunc
 	sem      chan struct{}
-	goid     atomic.Uint64 // the goroutine serving it
 	state    atomic.Int32
 	wake     sync.Mutex   // orders Shutdown's wake-up of an idle connection before the connection's own deadlines
 	framesIn atomic.Int64 // stored after each run of frames
@@ -115,7 +110,7 @@ func (e connEnd) discards() bool {
 // serveConn serves sc until it ends, closes it, and reports it gone.
 func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	c := sc.c
-	sc.goid.Store(goroutineID())
+	sc.runningHere()
 	if s.ConnState != nil {
 		s.ConnState(c, StateNew)
 	}
@@ -123,7 +118,7 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	if end.discards() {
 		c.Close()
 	} else if !lingerClose(c) {
-		s.counters.lingerTimeouts.Add(1)
+		s.counters.lingerTimeouts.inc()
 	}
 	sc.cancel()
 	s.count(end)
@@ -271,11 +266,7 @@ func (sc *serverConn) readEnded(err error, idle bool) connEnd {
 func (s *Server) serveFrame(ctx context.Context, h Handler, c *Conn, p []byte) (end connEnd, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			end, err = endPanic, fmt.Errorf("framed: handler panic: %v", v)
-			if s.Logger != nil {
-				s.Logger.Error("framed: handler panic",
-					"remote", c.RemoteAddr(), "panic", v, "stack", string(debug.Stack()))
-			}
+			end, err = endPanic, recovered(s.Logger, v, "remote", c.RemoteAddr())
 		}
 	}()
 	return endHandlerError, h.ServeFrame(ctx, c, p)
@@ -319,21 +310,21 @@ func (s *Server) count(end connEnd) {
 	c := &s.counters
 	switch end {
 	case endTooLarge:
-		c.tooLarge.Add(1)
+		c.tooLarge.inc()
 	case endInvalid:
-		c.invalidLength.Add(1)
+		c.invalidLength.inc()
 	case endFrameTimeout:
-		c.frameTimeouts.Add(1)
+		c.frameTimeouts.inc()
 	case endIdleTimeout:
-		c.idleTimeouts.Add(1)
+		c.idleTimeouts.inc()
 	case endWriteTimeout:
-		c.writeTimeouts.Add(1)
+		c.writeTimeouts.inc()
 	case endConnError:
-		c.connErrors.Add(1)
+		c.connErrors.inc()
 	case endHandlerError:
-		c.handlerErrors.Add(1)
+		c.handlerErrors.inc()
 	case endPanic:
-		c.panics.Add(1)
+		c.panics.inc()
 	}
 }
 

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -103,20 +101,20 @@ type UDPServer struct {
 	// addresses you trust.
 	AllowAmplification bool
 
+	life  lifecycle // Serve calls
+	stats udpCounters
+
 	mu     sync.Mutex
 	conns  map[net.PacketConn]struct{}
 	addr   net.Addr
-	done   chan struct{}      // closed when Shutdown or Close starts
 	ctx    context.Context    // handlers' context
 	cancel context.CancelFunc // cancels ctx
-	loops  sync.WaitGroup     // running Serve calls
-	stats  udpCounters
 }
 
 type udpCounters struct {
-	datagramsIn, bytesIn, datagramsOut, bytesOut   atomic.Uint64
-	oversize, amplification, handlerErrors, panics atomic.Uint64
-	readErrors, writeErrors                        atomic.Uint64
+	datagramsIn, bytesIn, datagramsOut, bytesOut   counter
+	oversize, amplification, handlerErrors, panics counter
+	readErrors, writeErrors                        counter
 }
 
 // ListenAndServe binds s.Addr and calls [UDPServer.Serve] with the socket.
@@ -153,14 +151,16 @@ func (s *UDPServer) Serve(conn net.PacketConn) error {
 		conn.Close()
 		return fmt.Errorf("framed: UDPServer.MaxDatagramSize %d is outside 0..%d", limit, maxDatagram)
 	}
-	ctx, done, ok := s.track(conn)
+	var loop tracked
+	loop.runningHere() // handlers run here: Close and Shutdown from one do not wait for it
+	ctx, ok := s.track(conn, &loop)
 	if !ok {
 		conn.Close()
 		return ErrUDPServerClosed
 	}
-	defer s.loops.Done()
-	defer s.untrack(conn)
+	defer s.untrack(conn, &loop)
 	defer conn.Close()
+	done := s.life.doneChan()
 
 	log := s.Logger
 	if log == nil {
@@ -179,18 +179,18 @@ func (s *UDPServer) Serve(conn net.PacketConn) error {
 			if errors.Is(err, net.ErrClosed) {
 				return fmt.Errorf("framed: UDP read: %w", err)
 			}
-			s.stats.readErrors.Add(1)
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			log.Warn("UDP read failed; retrying", "err", err, "delay", delay)
-			if !wait(delay, done) {
+			s.stats.readErrors.inc()
+			delay = backoff(delay)
+			log.Warn("framed: UDP read failed; retrying", "addr", conn.LocalAddr(), "err", err, "delay", delay)
+			if !sleep(delay, done) {
 				return ErrUDPServerClosed
 			}
 			continue
 		}
 		delay = 0
 		if n > limit {
-			s.stats.oversize.Add(1)
-			log.Debug("UDP datagram dropped: too large", "from", from, "limit", limit)
+			s.stats.oversize.inc()
+			log.Debug("framed: UDP datagram dropped: too large", "from", from, "limit", limit)
 			continue
 		}
 		s.serveDatagram(ctx, log, conn, buf[:n:n], from)
@@ -199,24 +199,24 @@ func (s *UDPServer) Serve(conn net.PacketConn) error {
 
 // serveDatagram passes one datagram to the handler and sends its reply.
 func (s *UDPServer) serveDatagram(ctx context.Context, log *slog.Logger, conn net.PacketConn, req []byte, from net.Addr) {
-	s.stats.datagramsIn.Add(1)
-	s.stats.bytesIn.Add(uint64(len(req)))
+	s.stats.datagramsIn.inc()
+	s.stats.bytesIn.Add(int64(len(req)))
 	reply, ok := s.handle(ctx, log, req, from)
 	if !ok || reply == nil {
 		return
 	}
 	if len(reply) > len(req) && !s.AllowAmplification {
-		s.stats.amplification.Add(1)
-		log.Debug("UDP reply refused: larger than its request", "to", from, "request", len(req), "reply", len(reply))
+		s.stats.amplification.inc()
+		log.Debug("framed: UDP reply refused: larger than its request", "to", from, "request", len(req), "reply", len(reply))
 		return
 	}
 	if _, err := conn.WriteTo(reply, from); err != nil {
-		s.stats.writeErrors.Add(1)
-		log.Debug("UDP reply not sent", "to", from, "err", err)
+		s.stats.writeErrors.inc()
+		log.Debug("framed: UDP reply not sent", "to", from, "err", err)
 		return
 	}
-	s.stats.datagramsOut.Add(1)
-	s.stats.bytesOut.Add(uint64(len(reply)))
+	s.stats.datagramsOut.inc()
+	s.stats.bytesOut.Add(int64(len(reply)))
 }
 
 // handle calls the handler, recovering a panic; ok is false if the handler
@@ -227,31 +227,18 @@ func (s *UDPServer) handle(ctx context.Context, log *slog.Logger, req []byte, fr
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			s.stats.panics.Add(1)
-			log.Error("UDP handler panicked", "from", from, "panic", v, "stack", string(debug.Stack()))
+			s.stats.panics.inc()
+			recovered(log, v, "from", from)
 			reply, ok = nil, false
 		}
 	}()
 	reply, err := s.Handler.ServeDatagram(ctx, req, from)
 	if err != nil {
-		s.stats.handlerErrors.Add(1)
-		log.Debug("UDP handler failed", "from", from, "err", err)
+		s.stats.handlerErrors.inc()
+		log.Debug("framed: UDP handler failed", "from", from, "err", err)
 		return nil, false
 	}
 	return reply, true
-}
-
-// wait sleeps for d, or less if done is closed first; it reports whether it
-// slept the whole time.
-func wait(d time.Duration, done <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		return false
-	}
 }
 
 // Shutdown stops the server gracefully: it stops reading at once (datagrams
@@ -263,37 +250,30 @@ func wait(d time.Duration, done <-chan struct{}) bool {
 // Shutdown may be called at any time, more than once, and concurrently with
 // Close; Serve and ListenAndServe called afterwards return ErrUDPServerClosed.
 func (s *UDPServer) Shutdown(ctx context.Context) error {
+	s.life.stop()
 	s.mu.Lock()
-	s.stopLocked()
 	for c := range s.conns {
-		_ = c.SetReadDeadline(time.Unix(1, 0)) // unblocks ReadFrom at once
+		_ = c.SetReadDeadline(aLongTimeAgo) // unblocks ReadFrom at once
 	}
 	s.mu.Unlock()
-
-	stopped := make(chan struct{})
-	go func() {
-		s.loops.Wait()
-		close(stopped)
-	}()
-	select {
-	case <-stopped:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
+	if err := s.life.wait(ctx); err != nil {
 		_ = s.Close()
-		<-stopped
-		return ctx.Err()
+		return err
 	}
+	s.cancelHandlers()
+	return nil
 }
 
 // Close stops the server now: it cancels the handlers' context, closes every
 // socket and returns once every Serve call has returned, which is as soon as
 // the running handlers return. It returns the first error from closing a
-// socket. Like Shutdown, it may be called at any time and more than once.
+// socket. Like Shutdown, it may be called at any time and more than once,
+// also from a handler: it then waits for every other Serve call, and the
+// handler's own returns once the handler does.
 func (s *UDPServer) Close() error {
+	s.life.stop()
+	s.cancelHandlers()
 	s.mu.Lock()
-	s.stopLocked()
-	s.cancel()
 	var err error
 	for c := range s.conns {
 		if cerr := c.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) && err == nil {
@@ -301,7 +281,7 @@ func (s *UDPServer) Close() error {
 		}
 	}
 	s.mu.Unlock()
-	s.loops.Wait()
+	s.life.wait(context.Background())
 	return err
 }
 
@@ -309,16 +289,16 @@ func (s *UDPServer) Close() error {
 func (s *UDPServer) Stats() UDPStats {
 	c := &s.stats
 	return UDPStats{
-		DatagramsIn:   c.datagramsIn.Load(),
-		BytesIn:       c.bytesIn.Load(),
-		DatagramsOut:  c.datagramsOut.Load(),
-		BytesOut:      c.bytesOut.Load(),
-		Oversize:      c.oversize.Load(),
-		Amplification: c.amplification.Load(),
-		HandlerErrors: c.handlerErrors.Load(),
-		Panics:        c.panics.Load(),
-		ReadErrors:    c.readErrors.Load(),
-		WriteErrors:   c.writeErrors.Load(),
+		DatagramsIn:   uint64(c.datagramsIn.Load()),
+		BytesIn:       uint64(c.bytesIn.Load()),
+		DatagramsOut:  uint64(c.datagramsOut.Load()),
+		BytesOut:      uint64(c.bytesOut.Load()),
+		Oversize:      uint64(c.oversize.Load()),
+		Amplification: uint64(c.amplification.Load()),
+		HandlerErrors: uint64(c.handlerErrors.Load()),
+		Panics:        uint64(c.panics.Load()),
+		ReadErrors:    uint64(c.readErrors.Load()),
+		WriteErrors:   uint64(c.writeErrors.Load()),
 	}
 }
 
@@ -331,57 +311,45 @@ func (s *UDPServer) LocalAddr() net.Addr {
 	return s.addr
 }
 
-// initLocked creates the server's lifecycle state on first use.
-func (s *UDPServer) initLocked() {
-	if s.done == nil {
-		s.done = make(chan struct{})
+// handlers returns the handlers' context, made on first use.
+func (s *UDPServer) handlersLocked() context.Context {
+	if s.ctx == nil {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
+	}
+	return s.ctx
+}
+
+// cancelHandlers cancels the handlers' context.
+func (s *UDPServer) cancelHandlers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlersLocked()
+	s.cancel()
+}
+
+func (s *UDPServer) isClosed() bool { return s.life.stopped() }
+
+// track registers a Serve call for conn, run by loop, unless the server is
+// stopping, and returns the handlers' context.
+func (s *UDPServer) track(conn net.PacketConn, loop *tracked) (ctx context.Context, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.life.enter(loop) {
+		return nil, false
+	}
+	if s.conns == nil {
 		s.conns = make(map[net.PacketConn]struct{})
-	}
-}
-
-// stopLocked marks the server as stopping; it is idempotent.
-func (s *UDPServer) stopLocked() {
-	s.initLocked()
-	select {
-	case <-s.done:
-	default:
-		close(s.done)
-	}
-}
-
-func (s *UDPServer) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// track registers a Serve call for conn unless the server is stopping.
-func (s *UDPServer) track(conn net.PacketConn) (ctx context.Context, done <-chan struct{}, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	select {
-	case <-s.done:
-		return nil, nil, false
-	default:
 	}
 	s.conns[conn] = struct{}{}
 	if s.addr == nil {
 		s.addr = conn.LocalAddr()
 	}
-	s.loops.Add(1)
-	return s.ctx, s.done, true
+	return s.handlersLocked(), true
 }
 
-func (s *UDPServer) untrack(conn net.PacketConn) {
+func (s *UDPServer) untrack(conn net.PacketConn, loop *tracked) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.conns, conn)
+	s.mu.Unlock()
+	s.life.leave(loop)
 }

@@ -157,3 +157,34 @@ func TestUDPServerListenAndServeBusyPort(t *testing.T) {
 	assert.NotErrorIs(t, err, framed.ErrUDPServerClosed)
 	assert.NoError(t, srv.Close())
 }
+
+// TestUDPServerStopFromHandler: a handler that calls Close or Shutdown
+// makes it stop every other Serve call and return, and its own Serve call
+// returns once it does.
+func TestUDPServerStopFromHandler(t *testing.T) {
+	for _, name := range []string{"Close", "Shutdown"} {
+		t.Run(name, func(t *testing.T) {
+			stopped := make(chan error, 1)
+			srv := &framed.UDPServer{}
+			srv.Handler = framed.UDPHandlerFunc(func(ctx context.Context, req []byte, _ net.Addr) ([]byte, error) {
+				if name == "Close" {
+					stopped <- srv.Close()
+				} else {
+					stopped <- srv.Shutdown(ctx)
+				}
+				return nil, nil
+			})
+			conn := listenUDP(t, "udp", "127.0.0.1:0")
+			other := listenUDP(t, "udp", "127.0.0.1:0")
+			served := make(chan error, 2)
+			go func() { served <- srv.Serve(conn) }()
+			go func() { served <- srv.Serve(other) }()
+			client := listenUDP(t, "udp", "127.0.0.1:0")
+			send(t, client, conn.LocalAddr().String(), "stop")
+			assert.NoError(t, wait(t, stopped, name+" called from a handler"))
+			for range 2 {
+				assert.ErrorIs(t, wait(t, served, "Serve to return"), framed.ErrUDPServerClosed)
+			}
+		})
+	}
+}

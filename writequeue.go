@@ -222,8 +222,9 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 		q.pending += len(q.buf) - n + len(body)
 		q.queued += int64(len(q.buf) - n + len(body))
 	} else {
-		q.buf = q.f.appendHeader(q.buf, len(p))
-		q.buf = append(q.buf, p...)
+		var body []byte
+		q.buf, body = q.f.appendHead(q.buf, p)
+		q.buf = append(q.buf, body...)
 		q.pending += len(q.buf) - n
 		q.queued += int64(len(q.buf) - n)
 	}
