@@ -48,11 +48,19 @@ func TestRejectBeforeReadingPayload(t *testing.T) {
 var invalidFormats = []framed.Format{
 	{HeaderSize: -1},
 	{HeaderSize: -8},
-	{HeaderSize: 3},
+	{HeaderSize: 5},
 	{HeaderSize: 16},
 	{Varint: true, HeaderSize: 4},
 	{MaxFrameSize: -1},
 	{Varint: true, MaxFrameSize: -5},
+	{LengthOffset: -1},
+	{LengthOffset: 1025},
+	{LengthAdjust: math.MaxInt32 + 1},
+	{LengthAdjust: -math.MaxInt32 - 1},
+	{HeaderSize: 1, LengthAdjust: -256},
+	{HeaderSize: 2, LengthAdjust: -65536},
+	{LengthOffset: 4, MaxFrameSize: 3},
+	{LengthAdjust: 6, MaxFrameSize: 5},
 }
 
 func TestInvalidFormat(t *testing.T) {
@@ -110,6 +118,18 @@ func TestLimit(t *testing.T) {
 		{give: framed.Format{HeaderSize: 8, MaxFrameSize: 1 << 40}, want: 1 << 40},
 		{give: framed.Format{Varint: true}, want: 4 << 20},
 		{give: framed.Format{Varint: true, MaxFrameSize: 1 << 40}, want: 1 << 40},
+		{give: framed.Format{HeaderSize: 3}, want: 4 << 20},
+		{give: framed.Format{HeaderSize: 3, MaxFrameSize: 1 << 30}, want: 1<<24 - 1},
+		{give: framed.Format{HeaderSize: 3, MaxFrameSize: 1 << 10}, want: 1 << 10},
+		{give: framed.Format{HeaderSize: 3, LengthAdjust: 6, MaxFrameSize: 1 << 30}, want: 1<<24 - 1 + 6},
+		{give: framed.Format{HeaderSize: 1, LengthOffset: 4}, want: 255 + 4},
+		{give: framed.Format{HeaderSize: 1, LengthAdjust: -1}, want: 254},
+		{give: framed.Format{HeaderSize: 1, LengthAdjust: -255}, want: 0},
+		{give: framed.Format{HeaderSize: 2, LengthOffset: 3, MaxFrameSize: 1 << 20}, want: 65535 + 3},
+		{give: framed.Format{LengthOffset: 4, MaxFrameSize: 1 << 40}, want: math.MaxInt32 + 4},
+		{give: framed.Format{LengthAdjust: -4, MaxFrameSize: 1 << 40}, want: math.MaxInt32 - 4},
+		{give: framed.Format{HeaderSize: 8, LengthAdjust: 8, LengthOffset: 2, MaxFrameSize: math.MaxInt}, want: math.MaxInt},
+		{give: framed.Format{LengthOffset: 4}, want: 4 << 20},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.give.Limit(), "Limit of %+v", tt.give)
