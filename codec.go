@@ -42,7 +42,7 @@ func Decode(r *bufio.Reader) ([]byte, error) { return Format{}.Decode(r) }
 // Encode returns msg as one frame of f. See [Format.AppendFrame].
 func (f Format) Encode(msg []byte) ([]byte, error) {
 	var dst []byte // nil unless f accepts msg, and then made to fit
-	if f.check() == nil && len(msg) <= f.Limit() {
+	if f.check() == nil && f.checkWrite(len(msg), f.Limit()) == nil {
 		dst = make([]byte, 0, f.maxHeaderSize()+len(msg))
 	}
 	return f.AppendFrame(dst, msg)
