@@ -70,12 +70,12 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	limit := f.Limit()
+	limit, lf := f.Limit(), f.field()
 	var n, hlen int
 	for want := 1; ; want++ {
 		b, peekErr := r.Peek(want)
 		var err error
-		n, hlen, err = f.parseHeader(b, limit)
+		n, hlen, err = lf.parse(b, limit)
 		if err == nil {
 			break
 		}
@@ -162,6 +162,7 @@ const DefaultReadBufferSize = 16 << 10
 type Reader struct {
 	src   io.Reader
 	f     Format
+	lf    lengthField // f's, kept to parse headers with
 	limit int
 	off   int   // f.LengthOffset
 	err   error // sticky: the stream cannot go on
@@ -190,7 +191,7 @@ func NewReader(r io.Reader, f Format) *Reader {
 }
 
 func newReaderSize(r io.Reader, f Format, size int) *Reader {
-	rd := &Reader{src: r, f: f, limit: f.Limit(), off: f.LengthOffset}
+	rd := &Reader{src: r, f: f, lf: f.field(), limit: f.Limit(), off: f.LengthOffset}
 	if err := f.check(); err != nil {
 		rd.err = err
 	}
@@ -344,7 +345,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		return r.buf[start:end:end], nil
 	}
 	for {
-		n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+		n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 		if err == nil {
 			if end := r.r + hlen + n; end <= r.w {
 				r.skipField(hlen)
@@ -489,7 +490,7 @@ func (r *Reader) frameBuffered() bool {
 	if r.nextOK {
 		return true
 	}
-	n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+	n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 	if err != nil || r.r+hlen+n > r.w {
 		return false
 	}
@@ -511,7 +512,9 @@ const DefaultWriteBufferSize = 64 << 10
 type Writer struct {
 	dst   io.Writer
 	f     Format
+	lf    lengthField // f's, kept to write headers with
 	limit int
+	hmax  int // f.maxHeaderSize()
 	buf   []byte
 	err   error       // sticky: a write failed
 	iov   [2][]byte   // a large frame's write: the buffer, then the payload
@@ -520,7 +523,7 @@ type Writer struct {
 
 // NewWriter returns a Writer of frames of format f to w.
 func NewWriter(w io.Writer, f Format) *Writer {
-	wr := &Writer{dst: w, f: f, limit: f.Limit(), buf: make([]byte, 0, DefaultWriteBufferSize)}
+	wr := &Writer{dst: w, f: f, lf: f.field(), limit: f.Limit(), hmax: f.maxHeaderSize(), buf: make([]byte, 0, DefaultWriteBufferSize)}
 	if err := f.check(); err != nil {
 		wr.err = err
 	}
@@ -540,20 +543,22 @@ func (w *Writer) WriteFrame(p []byte) error {
 	if err := w.f.checkWrite(len(p), w.limit); err != nil {
 		return err
 	}
-	if len(w.buf)+w.f.maxHeaderSize()+len(p) <= cap(w.buf) {
-		head, body := w.f.appendHead(w.buf, p)
-		w.buf = append(head, body...)
+	if len(w.buf)+w.hmax+len(p) <= cap(w.buf) {
+		if w.lf.off == 0 { // appendFrame, written out: this is the hot path
+			w.buf = append(w.lf.append(w.buf, len(p)), p...)
+		} else {
+			w.appendFrame(p)
+		}
 		return nil
 	}
 	if len(p) < cap(w.buf)/2 {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		head, body := w.f.appendHead(w.buf, p)
-		w.buf = append(head, body...)
+		w.appendFrame(p)
 		return nil
 	}
-	if len(w.buf)+w.f.maxHeaderSize()+w.f.LengthOffset > cap(w.buf) {
+	if len(w.buf)+w.hmax+w.lf.off > cap(w.buf) {
 		if err := w.Flush(); err != nil {
 			return err
 		}
@@ -572,6 +577,12 @@ func (w *Writer) WriteFrame(p []byte) error {
 		w.err = fmt.Errorf("framed: write: %w", err)
 	}
 	return w.err
+}
+
+// appendFrame appends p's frame to the buffer, which has room for it.
+func (w *Writer) appendFrame(p []byte) {
+	off := w.lf.off
+	w.buf = append(w.lf.append(append(w.buf, p[:off]...), len(p)), p[off:]...)
 }
 
 // Flush writes any buffered frames to the underlying stream.

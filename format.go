@@ -249,37 +249,57 @@ func (f Format) Limit() int {
 	return limit
 }
 
-// appendField appends the length field holding v, which fits in it.
-func (f Format) appendField(dst []byte, v uint64) []byte {
-	if f.Varint {
-		return binary.AppendUvarint(dst, v)
-	}
-	var order binary.AppendByteOrder = binary.LittleEndian
-	if f.BigEndian {
-		order = binary.BigEndian
-	}
-	switch f.headerSize() {
-	case 1:
-		return append(dst, byte(v))
-	case 2:
-		return order.AppendUint16(dst, uint16(v))
-	case 3:
-		if f.BigEndian {
-			return append(dst, byte(v>>16), byte(v>>8), byte(v))
-		}
-		return append(dst, byte(v), byte(v>>8), byte(v>>16))
-	case 8:
-		return order.AppendUint64(dst, v)
-	default:
-		return order.AppendUint32(dst, uint32(v))
-	}
+// lengthField is a Format's length field as the hot paths use it: few
+// enough words that a call passes it, a slice and a length in registers
+// (a whole Format, with a slice and a length, would not fit, and the
+// default Format's Reader and Writer would be twice as slow).
+type lengthField struct {
+	width int  // 1, 2, 3, 4 or 8 bytes; 0 for a varint
+	big   bool // big-endian
+	off   int  // LengthOffset
+	adj   int  // LengthAdjust
+}
+
+// field returns f's lengthField.
+func (f Format) field() lengthField {
+	return lengthField{width: f.headerSize(), big: f.BigEndian, off: f.LengthOffset, adj: f.LengthAdjust}
 }
 
 // appendHeader appends the length field of a frame of n bytes, which the
 // caller has checked with checkWrite. With LengthOffset zero that is all
 // that goes on the wire before the frame; otherwise use appendHead.
 func (f Format) appendHeader(dst []byte, n int) []byte {
-	return f.appendField(dst, uint64(n-f.LengthOffset-f.LengthAdjust))
+	return f.field().append(dst, n)
+}
+
+// append appends the length field of a frame of n bytes.
+func (lf lengthField) append(dst []byte, n int) []byte {
+	v := uint64(n - lf.off - lf.adj)
+	switch lf.width {
+	case 0:
+		return binary.AppendUvarint(dst, v)
+	case 4:
+		if lf.big {
+			return binary.BigEndian.AppendUint32(dst, uint32(v))
+		}
+		return binary.LittleEndian.AppendUint32(dst, uint32(v))
+	case 1:
+		return append(dst, byte(v))
+	case 2:
+		if lf.big {
+			return binary.BigEndian.AppendUint16(dst, uint16(v))
+		}
+		return binary.LittleEndian.AppendUint16(dst, uint16(v))
+	case 3:
+		if lf.big {
+			return append(dst, byte(v>>16), byte(v>>8), byte(v))
+		}
+		return append(dst, byte(v), byte(v>>8), byte(v>>16))
+	}
+	if lf.big {
+		return binary.BigEndian.AppendUint64(dst, v)
+	}
+	return binary.LittleEndian.AppendUint64(dst, v)
 }
 
 // appendHead appends to dst the bytes of p's frame that go before the part
@@ -289,11 +309,7 @@ func (f Format) appendHeader(dst []byte, n int) []byte {
 // that send a large p without copying it use appendHead for what precedes
 // it; the caller has checked p with checkWrite.
 func (f Format) appendHead(dst, p []byte) (head, body []byte) {
-	if f.LengthOffset == 0 {
-		return f.appendHeader(dst, len(p)), p
-	}
-	dst = append(dst, p[:f.LengthOffset]...)
-	return f.appendHeader(dst, len(p)), p[f.LengthOffset:]
+	return f.field().append(append(dst, p[:f.LengthOffset]...), len(p)), p[f.LengthOffset:]
 }
 
 // checkWrite reports whether a frame of n bytes can be written with limit:
@@ -314,20 +330,21 @@ func (f Format) checkWrite(n, limit int) error {
 // errNeedMore is parseHeader's signal that b holds only part of a header.
 var errNeedMore = errors.New("framed: need more header bytes")
 
-// parseHeader reads a header, the LengthOffset bytes and the length field,
+// parse reads a header, the LengthOffset bytes and the length field,
 // from the start of b. It returns the frame's length (as ReadFrame returns
 // it, without the length field) and the length field's width, errNeedMore
 // when b is a header's prefix, [ErrInvalidLength], or a
 // [*FrameTooLargeError] for a frame longer than limit. The frame takes
 // hlen+n bytes on the wire.
-func (f Format) parseHeader(b []byte, limit int) (n, hlen int, err error) {
-	off := f.LengthOffset
+func (lf lengthField) parse(b []byte, limit int) (n, hlen int, err error) {
+	off := lf.off
 	if len(b) < off {
 		return 0, 0, errNeedMore
 	}
 	b = b[off:]
 	var size uint64
-	if f.Varint {
+	switch hlen = lf.width; hlen {
+	case 0:
 		v, k := binary.Uvarint(b)
 		switch {
 		case k == 0 && len(b) < maxUvarintLen:
@@ -336,13 +353,26 @@ func (f Format) parseHeader(b []byte, limit int) (n, hlen int, err error) {
 			return 0, 0, ErrInvalidLength
 		}
 		size, hlen = v, k
-	} else {
-		hlen = f.headerSize()
+	case 4:
+		if len(b) < 4 {
+			return 0, 0, errNeedMore
+		}
+		var v int32
+		if lf.big {
+			v = int32(binary.BigEndian.Uint32(b))
+		} else {
+			v = int32(binary.LittleEndian.Uint32(b))
+		}
+		if v < 0 {
+			return 0, 0, ErrInvalidLength
+		}
+		size = uint64(v)
+	default:
 		if len(b) < hlen {
 			return 0, 0, errNeedMore
 		}
 		var order binary.ByteOrder = binary.LittleEndian
-		if f.BigEndian {
+		if lf.big {
 			order = binary.BigEndian
 		}
 		switch hlen {
@@ -351,17 +381,11 @@ func (f Format) parseHeader(b []byte, limit int) (n, hlen int, err error) {
 		case 2:
 			size = uint64(order.Uint16(b))
 		case 3:
-			if f.BigEndian {
+			if lf.big {
 				size = uint64(b[0])<<16 | uint64(b[1])<<8 | uint64(b[2])
 			} else {
 				size = uint64(b[2])<<16 | uint64(b[1])<<8 | uint64(b[0])
 			}
-		case 4:
-			v := int32(order.Uint32(b))
-			if v < 0 {
-				return 0, 0, ErrInvalidLength
-			}
-			size = uint64(v)
 		case 8:
 			v := int64(order.Uint64(b))
 			if v < 0 {
@@ -370,7 +394,7 @@ func (f Format) parseHeader(b []byte, limit int) (n, hlen int, err error) {
 			size = uint64(v)
 		}
 	}
-	if adj := f.LengthAdjust; adj != 0 || off != 0 {
+	if adj := lf.adj; adj != 0 || off != 0 {
 		if adj < 0 {
 			if size < uint64(-adj) {
 				return 0, 0, ErrInvalidLength
