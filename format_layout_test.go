@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"go/constant"
+	"go/token"
+	"go/types"
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -233,4 +237,57 @@ func TestLayoutHostileHeaders(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestLayoutREADME checks the Format recipes of README.md's table: each is
+// a valid Format, and each is a layout these tests run (MaxFrameSize
+// aside), so the README shows no layout that is not tested.
+func TestLayoutREADME(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	require.NoError(t, err)
+	tested := map[framed.Format]bool{}
+	for _, l := range protocolLayouts {
+		l.f.MaxFrameSize = 0
+		tested[l.f] = true
+	}
+	found := 0
+	for line := range strings.SplitSeq(string(data), "\n") {
+		_, lit, ok := strings.Cut(line, "`framed.Format{")
+		if !ok || !strings.HasPrefix(line, "|") {
+			continue
+		}
+		lit, _, _ = strings.Cut(lit, "}`")
+		f := parseFormatLiteral(t, lit)
+		_, err := f.Encode(make([]byte, f.LengthOffset+max(f.LengthAdjust, 0)))
+		assert.NoError(t, err, "README's framed.Format{%s} encodes its shortest frame", lit)
+		f.MaxFrameSize = 0
+		assert.True(t, tested[f], "README's framed.Format{%s} is one of protocolLayouts", lit)
+		found++
+	}
+	assert.Equal(t, len(protocolLayouts)-1, found, "README's table has every protocol layout but the varint one")
+}
+
+// parseFormatLiteral evaluates the fields of a framed.Format literal, as
+// in "LengthOffset: 4, BigEndian: true, MaxFrameSize: 16384 + 6".
+func parseFormatLiteral(t *testing.T, lit string) framed.Format {
+	t.Helper()
+	var f framed.Format
+	v := reflect.ValueOf(&f).Elem()
+	for field := range strings.SplitSeq(lit, ",") {
+		name, expr, ok := strings.Cut(field, ":")
+		require.True(t, ok, "field %q of %q", field, lit)
+		tv, err := types.Eval(token.NewFileSet(), nil, token.NoPos, strings.TrimSpace(expr))
+		require.NoError(t, err, "value of %q", field)
+		fv := v.FieldByName(strings.TrimSpace(name))
+		require.True(t, fv.IsValid(), "Format has no field %q", name)
+		switch fv.Kind() {
+		case reflect.Bool:
+			fv.SetBool(constant.BoolVal(tv.Value))
+		default:
+			n, exact := constant.Int64Val(tv.Value)
+			require.True(t, exact, "value of %q", field)
+			fv.SetInt(n)
+		}
+	}
+	return f
 }
