@@ -6,12 +6,14 @@ require (
 	github.com/DarthPestilane/easytcp v0.3.2
 	github.com/aceld/zinx v1.2.6
 	github.com/framed-go/framed v0.0.0-00010101000000-000000000000
+	github.com/go-sql-driver/mysql v1.8.1
 	github.com/stretchr/testify v1.12.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.23.0
 )
 
 require (
+	filippo.io/edwards25519 v1.1.0 // indirect
 	github.com/golang/mock v1.5.0 // indirect
 	github.com/google/uuid v1.2.0 // indirect
 	github.com/gorilla/websocket v1.5.0 // indirect
