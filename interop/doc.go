@@ -2,7 +2,8 @@
 // implementations of the layouts a [framed.Format] describes: zinx v1.2.6
 // and easytcp v0.3.2 servers and clients, Netty 4.1's
 // LengthFieldBasedFrameDecoder (from Debian's libnetty-java), the HTTP/2
-// framer of golang.org/x/net/http2, and the TLS records of crypto/tls.
+// framer of golang.org/x/net/http2, go-sql-driver/mysql's packets, and the
+// TLS records of crypto/tls.
 //
 // It is a module of its own so that the root module's dependencies stay as
 // they are. Run it with
