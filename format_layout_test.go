@@ -291,3 +291,29 @@ func parseFormatLiteral(t *testing.T, lit string) framed.Format {
 	}
 	return f
 }
+
+// TestLayoutMemoryFollowsBytes checks that, for every layout, a header
+// that claims the largest frame followed by a few bytes costs a Reader and
+// Decode about those bytes, not the frame the header claims.
+func TestLayoutMemoryFollowsBytes(t *testing.T) {
+	for _, tt := range protocolLayouts {
+		t.Run(tt.name, func(t *testing.T) {
+			f := tt.f
+			f.MaxFrameSize = 4 << 20
+			limit := f.Limit()
+			full, err := f.Encode(make([]byte, limit))
+			require.NoError(t, err)
+			stalled := full[:len(full)-limit+f.LengthOffset+10] // the header and 10 bytes more
+			var rerr, derr error
+			allocated := measureAlloc(func() {
+				r := framed.NewReaderSize(bytes.NewReader(stalled), f, 64)
+				_, rerr = r.ReadFrame()
+				_, derr = f.Decode(bufio.NewReader(bytes.NewReader(stalled)))
+			})
+			assert.Equal(t, io.ErrUnexpectedEOF, rerr, "%s: ReadFrame of a cut frame", tt.name)
+			assert.Equal(t, io.ErrUnexpectedEOF, derr, "%s: Decode of a cut frame", tt.name)
+			assert.Less(t, allocated, uint64(2*framed.GrowChunk+16<<10),
+				"%s: bytes allocated for a header claiming %d bytes and 10 more", tt.name, limit)
+		})
+	}
+}
