@@ -163,7 +163,7 @@ func TestDialRefused(t *testing.T) {
 func TestDialInvalidFormat(t *testing.T) {
 	// The address cannot be dialed: an ErrInvalidFormat shows that Dial
 	// checked the Format before trying.
-	d := &framed.Dialer{Format: framed.Format{HeaderSize: 3}}
+	d := &framed.Dialer{Format: framed.Format{HeaderSize: 5}}
 	c, err := d.Dial(t.Context(), "no such address")
 	assert.ErrorIs(t, err, framed.ErrInvalidFormat)
 	assert.Nil(t, c)

@@ -42,24 +42,27 @@ func Decode(r *bufio.Reader) ([]byte, error) { return Format{}.Decode(r) }
 // Encode returns msg as one frame of f. See [Format.AppendFrame].
 func (f Format) Encode(msg []byte) ([]byte, error) {
 	var dst []byte // nil unless f accepts msg, and then made to fit
-	if f.check() == nil && len(msg) <= f.Limit() {
+	if f.check() == nil && f.checkWrite(len(msg), f.Limit()) == nil {
 		dst = make([]byte, 0, f.maxHeaderSize()+len(msg))
 	}
 	return f.AppendFrame(dst, msg)
 }
 
-// AppendFrame appends msg as one frame of f to dst. It refuses, with a
-// [*FrameTooLargeError] and dst unchanged, a msg longer than f.Limit(): the
-// encoder never writes what the decoder would refuse, and never truncates a
-// length.
+// AppendFrame appends msg as one frame of f to dst. msg is the frame
+// without its length field (see [Format]); AppendFrame inserts the field
+// after msg's first f.LengthOffset bytes. It refuses, with dst unchanged, a
+// msg longer than f.Limit() (a [*FrameTooLargeError]) and one shorter than
+// the layout's header fields (a [*FrameTooShortError]): the encoder never
+// writes what the decoder would refuse, and never truncates a length.
 func (f Format) AppendFrame(dst, msg []byte) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return dst, err
 	}
-	if limit := f.Limit(); len(msg) > limit {
-		return dst, &FrameTooLargeError{Size: uint64(len(msg)), Limit: limit}
+	if err := f.checkWrite(len(msg), f.Limit()); err != nil {
+		return dst, err
 	}
-	return append(f.appendHeader(dst, len(msg)), msg...), nil
+	head, body := f.appendHead(dst, msg)
+	return append(head, body...), nil
 }
 
 // Decode reads one frame of f from r. See the package-level [Decode].
@@ -67,12 +70,12 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	limit := f.Limit()
+	limit, lf := f.Limit(), f.field()
 	var n, hlen int
 	for want := 1; ; want++ {
 		b, peekErr := r.Peek(want)
 		var err error
-		n, hlen, err = f.parseHeader(b, limit)
+		n, hlen, err = lf.parse(b, limit)
 		if err == nil {
 			break
 		}
@@ -86,10 +89,17 @@ func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 			return nil, noEOF(peekErr)
 		}
 	}
-	if _, err := r.Discard(hlen); err != nil {
+	// The frame starts with the LengthOffset bytes before the length field
+	// (n is at least that many), then goes on after the field.
+	payload := make([]byte, 0, min(n, growChunk))
+	if f.LengthOffset > 0 {
+		head, _ := r.Peek(f.LengthOffset) // parsed, so buffered
+		payload = append(payload, head...)
+	}
+	if _, err := r.Discard(f.LengthOffset + hlen); err != nil {
 		return nil, noEOF(err)
 	}
-	payload, err := readGrowing(r, make([]byte, 0, min(n, growChunk)), n)
+	payload, err := readGrowing(r, payload, n)
 	if err != nil {
 		return nil, noEOF(err)
 	}
@@ -152,7 +162,9 @@ const DefaultReadBufferSize = 16 << 10
 type Reader struct {
 	src   io.Reader
 	f     Format
+	lf    lengthField // f's, kept to parse headers with
 	limit int
+	off   int   // f.LengthOffset
 	err   error // sticky: the stream cannot go on
 
 	buf  []byte  // buffered bytes are buf[r:w]; nil while idle
@@ -179,11 +191,12 @@ func NewReader(r io.Reader, f Format) *Reader {
 }
 
 func newReaderSize(r io.Reader, f Format, size int) *Reader {
-	rd := &Reader{src: r, f: f, limit: f.Limit()}
+	rd := &Reader{src: r, f: f, lf: f.field(), limit: f.Limit(), off: f.LengthOffset}
 	if err := f.check(); err != nil {
 		rd.err = err
 	}
-	rd.size = max(size, 64)
+	// The buffer holds at least a whole header.
+	rd.size = max(size, 64, f.LengthOffset+f.maxHeaderSize())
 	return rd
 }
 
@@ -325,15 +338,18 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 	}
 	if r.nextOK {
 		r.nextOK = false
-		start, end := r.r+r.next.hlen, r.r+r.next.hlen+r.next.n
+		end := r.r + r.next.hlen + r.next.n
+		r.skipField(r.next.hlen)
+		start := r.r
 		r.r = end
 		return r.buf[start:end:end], nil
 	}
 	for {
-		n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+		n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 		if err == nil {
 			if end := r.r + hlen + n; end <= r.w {
-				p := r.buf[r.r+hlen : end : end]
+				r.skipField(hlen)
+				p := r.buf[r.r:end:end]
 				r.r = end
 				if cap(r.big) > growChunk {
 					r.big = nil // large frames have stopped: let the memory go
@@ -341,7 +357,7 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 				return p, nil
 			}
 			if hlen+n > len(r.buf) {
-				r.r += hlen
+				r.skipField(hlen)
 				return r.startBig(n)
 			}
 		} else if err != errNeedMore {
@@ -354,6 +370,16 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			return nil, r.fail(noEOF(err))
 		}
 	}
+}
+
+// skipField steps over the length field of the frame whose header starts
+// the buffered bytes, moving the LengthOffset bytes before the field up
+// against the bytes after it, so that the frame is contiguous at r.r.
+func (r *Reader) skipField(hlen int) {
+	if r.off > 0 {
+		copy(r.buf[r.r+hlen:r.r+hlen+r.off], r.buf[r.r:r.r+r.off])
+	}
+	r.r += hlen
 }
 
 // startBig begins a frame of n bytes that does not fit in the buffer: the
@@ -464,7 +490,7 @@ func (r *Reader) frameBuffered() bool {
 	if r.nextOK {
 		return true
 	}
-	n, hlen, err := r.f.parseHeader(r.buf[r.r:r.w], r.limit)
+	n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 	if err != nil || r.r+hlen+n > r.w {
 		return false
 	}
@@ -486,7 +512,9 @@ const DefaultWriteBufferSize = 64 << 10
 type Writer struct {
 	dst   io.Writer
 	f     Format
+	lf    lengthField // f's, kept to write headers with
 	limit int
+	hmax  int // f.maxHeaderSize()
 	buf   []byte
 	err   error       // sticky: a write failed
 	iov   [2][]byte   // a large frame's write: the buffer, then the payload
@@ -495,46 +523,53 @@ type Writer struct {
 
 // NewWriter returns a Writer of frames of format f to w.
 func NewWriter(w io.Writer, f Format) *Writer {
-	wr := &Writer{dst: w, f: f, limit: f.Limit(), buf: make([]byte, 0, DefaultWriteBufferSize)}
+	wr := &Writer{dst: w, f: f, lf: f.field(), limit: f.Limit(), hmax: f.maxHeaderSize(), buf: make([]byte, 0, DefaultWriteBufferSize)}
 	if err := f.check(); err != nil {
 		wr.err = err
 	}
 	return wr
 }
 
-// WriteFrame buffers p as one frame, flushing first if it does not fit. A
-// p longer than the limit is a [*FrameTooLargeError] and nothing is
-// written; the Writer stays usable. After a write error every later call
-// returns it.
+// WriteFrame buffers p as one frame, flushing first if it does not fit. p
+// is the frame without its length field (see [Format]): the Writer inserts
+// the field after p's first LengthOffset bytes. A p longer than the limit
+// is a [*FrameTooLargeError], one shorter than the layout's header fields
+// a [*FrameTooShortError], and nothing is written; the Writer stays
+// usable. After a write error every later call returns it.
 func (w *Writer) WriteFrame(p []byte) error {
 	if w.err != nil {
 		return w.err
 	}
-	if len(p) > w.limit {
-		return &FrameTooLargeError{Size: uint64(len(p)), Limit: w.limit}
+	if err := w.f.checkWrite(len(p), w.limit); err != nil {
+		return err
 	}
-	if len(w.buf)+w.f.maxHeaderSize()+len(p) <= cap(w.buf) {
-		w.buf = append(w.f.appendHeader(w.buf, len(p)), p...)
+	if len(w.buf)+w.hmax+len(p) <= cap(w.buf) {
+		if w.lf.off == 0 { // appendFrame, written out: this is the hot path
+			w.buf = append(w.lf.append(w.buf, len(p)), p...)
+		} else {
+			w.appendFrame(p)
+		}
 		return nil
 	}
 	if len(p) < cap(w.buf)/2 {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		w.buf = append(w.f.appendHeader(w.buf, len(p)), p...)
+		w.appendFrame(p)
 		return nil
 	}
-	if len(w.buf)+w.f.maxHeaderSize() > cap(w.buf) {
+	if len(w.buf)+w.hmax+w.lf.off > cap(w.buf) {
 		if err := w.Flush(); err != nil {
 			return err
 		}
 	}
-	w.buf = w.f.appendHeader(w.buf, len(p))
-	w.iov = [2][]byte{w.buf, p}
+	var body []byte
+	w.buf, body = w.f.appendHead(w.buf, p)
+	w.iov = [2][]byte{w.buf, body}
 	w.bufs = w.iov[:] // kept in the Writer, so the write does not allocate
 	n, err := w.bufs.WriteTo(w.dst)
 	w.iov, w.bufs = [2][]byte{}, nil // keep no reference to p
-	if err == nil && n < int64(len(w.buf)+len(p)) {
+	if err == nil && n < int64(len(w.buf)+len(body)) {
 		err = io.ErrShortWrite
 	}
 	w.buf = w.buf[:0]
@@ -542,6 +577,12 @@ func (w *Writer) WriteFrame(p []byte) error {
 		w.err = fmt.Errorf("framed: write: %w", err)
 	}
 	return w.err
+}
+
+// appendFrame appends p's frame to the buffer, which has room for it.
+func (w *Writer) appendFrame(p []byte) {
+	off := w.lf.off
+	w.buf = append(w.lf.append(append(w.buf, p[:off]...), len(p)), p[off:]...)
 }
 
 // Flush writes any buffered frames to the underlying stream.

@@ -209,6 +209,7 @@ var readerKinds = []readerKind{
 type wantErr struct {
 	is       error                      // errors.Is target; io.EOF and io.ErrUnexpectedEOF must be returned as is
 	tooLarge *framed.FrameTooLargeError // when set, the exact Size and Limit
+	tooShort *framed.FrameTooShortError // when set, the exact Size and Min
 }
 
 var (
@@ -221,9 +222,16 @@ func wantTooLarge(size uint64, limit int) wantErr {
 	return wantErr{is: framed.ErrFrameTooLarge, tooLarge: &framed.FrameTooLargeError{Size: size, Limit: limit}}
 }
 
+func wantTooShort(size, minimum int) wantErr {
+	return wantErr{is: framed.ErrFrameTooShort, tooShort: &framed.FrameTooShortError{Size: size, Min: minimum}}
+}
+
 func (w wantErr) String() string {
 	if w.tooLarge != nil {
 		return w.tooLarge.Error()
+	}
+	if w.tooShort != nil {
+		return w.tooShort.Error()
 	}
 	return fmt.Sprint(w.is)
 }
@@ -246,6 +254,15 @@ func checkErr(t *testing.T, w wantErr, err error, format string, args ...any) bo
 		ok = assert.NotErrorIs(t, err, framed.ErrInvalidLength, msg) && ok
 		ok = assert.Contains(t, err.Error(), strconv.FormatUint(w.tooLarge.Size, 10), "%s: message names the size", msg) && ok
 		return assert.Contains(t, err.Error(), strconv.Itoa(w.tooLarge.Limit), "%s: message names the limit", msg) && ok
+	case w.tooShort != nil:
+		var got *framed.FrameTooShortError
+		if !assert.ErrorAs(t, err, &got, msg) {
+			return false
+		}
+		ok := assert.Equal(t, *w.tooShort, *got, msg)
+		ok = assert.ErrorIs(t, err, framed.ErrFrameTooShort, msg) && ok
+		ok = assert.Contains(t, err.Error(), strconv.Itoa(w.tooShort.Size), "%s: message names the size", msg) && ok
+		return assert.Contains(t, err.Error(), strconv.Itoa(w.tooShort.Min), "%s: message names the minimum", msg) && ok
 	default:
 		return assert.ErrorIs(t, err, w.is, msg)
 	}

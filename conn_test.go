@@ -983,7 +983,7 @@ func TestConnReadEnd(t *testing.T) {
 // every read and write.
 func TestConnInvalidFormat(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		a, _ := connPair(t, tr, framed.ConnConfig{Format: framed.Format{HeaderSize: 3}})
+		a, _ := connPair(t, tr, framed.ConnConfig{Format: framed.Format{HeaderSize: 5}})
 		assert.ErrorIs(t, a.WriteFrame(nil), framed.ErrInvalidFormat, "empty frame")
 		assert.ErrorIs(t, a.WriteFrame([]byte("x")), framed.ErrInvalidFormat, "one byte")
 		assert.ErrorIs(t, a.Flush(), framed.ErrInvalidFormat, "Flush")

@@ -30,8 +30,33 @@
 // These are the same bytes as Netty's LengthFieldBasedFrameDecoder(
 // LITTLE_ENDIAN, max, 0, 4, 0, 4, true) with LengthFieldPrepender(
 // LITTLE_ENDIAN, 4). Many protocols use big-endian or other header widths
-// instead: a [Format] describes those (1, 2, 4 or 8 bytes, either byte
+// instead: a [Format] describes those (1, 2, 3, 4 or 8 bytes, either byte
 // order, or an unsigned varint as in protobuf's delimited streams).
+//
+// # Other layouts
+//
+// A [Format] also describes a length field that is not first and a
+// length that does not count exactly the bytes after it, as Netty's
+// LengthFieldBasedFrameDecoder and tokio's LengthDelimitedCodec do:
+// LengthOffset bytes come before the length field, and the bytes after it
+// are the length plus LengthAdjust.
+//
+//	+--------------------+--------------+-----------------------------+
+//	| LengthOffset bytes | length field | length + LengthAdjust bytes |
+//	+--------------------+--------------+-----------------------------+
+//
+// A frame, as [Reader.ReadFrame] returns it and [Writer.WriteFrame] takes
+// it, is those bytes without the length field, so a handler sees a
+// protocol's other header fields and the writer fills in the length. For
+// zinx's packets (msgID u32, length u32 big-endian, data), Format{
+// LengthOffset: 4, BigEndian: true} turns
+//
+//	00 00 00 01  00 00 00 04  70 69 6e 67
+//
+// into the frame 00 00 00 01 70 69 6e 67. MaxFrameSize bounds the frame so
+// defined; a length adjusted below zero is [ErrInvalidLength], found from
+// the header alone. The layouts of zinx, easytcp, gRPC, HTTP/2, MySQL and
+// TLS are one-line Formats, listed on [Format].
 //
 // # Entry points
 //

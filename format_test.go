@@ -31,6 +31,12 @@ func TestRejectBeforeReadingPayload(t *testing.T) {
 		{name: "be64 limit+1", f: framed.Format{HeaderSize: 8, BigEndian: true}, give: header(framed.Format{HeaderSize: 8, BigEndian: true}, 4<<20+1), want: wantTooLarge(4<<20+1, 4<<20)},
 		{name: "uvarint limit+1", f: framed.Format{Varint: true}, give: binary.AppendUvarint(nil, 4<<20+1), want: wantTooLarge(4<<20+1, 4<<20)},
 		{name: "u8 max=10", f: framed.Format{HeaderSize: 1, MaxFrameSize: 10}, give: []byte{11}, want: wantTooLarge(11, 10)},
+		{name: "zinx limit+1", f: framed.Format{LengthOffset: 4, BigEndian: true}, give: []byte{0, 0, 0, 1, 0x00, 0x3f, 0xff, 0xfd}, want: wantTooLarge(4<<20+1, 4<<20)},
+		{name: "zinx negative", f: framed.Format{LengthOffset: 4, BigEndian: true}, give: []byte{0, 0, 0, 1, 0x80, 0, 0, 0}, want: wantInvalidLength},
+		{name: "adjusted below zero", f: framed.Format{BigEndian: true, LengthAdjust: -4}, give: []byte{0, 0, 0, 3}, want: wantInvalidLength},
+		{name: "adjusted above the limit", f: framed.Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16390}, give: []byte{0x00, 0x40, 0x01}, want: wantTooLarge(16391, 16390)},
+		{name: "3-byte LE largest", f: framed.Format{HeaderSize: 3, LengthAdjust: 1}, give: []byte{0xff, 0xff, 0xff}, want: wantTooLarge(1<<24, 4<<20)},
+		{name: "varint after an offset", f: framed.Format{Varint: true, LengthOffset: 2, MaxFrameSize: 100}, give: []byte{9, 9, 99}, want: wantTooLarge(101, 100)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,11 +54,19 @@ func TestRejectBeforeReadingPayload(t *testing.T) {
 var invalidFormats = []framed.Format{
 	{HeaderSize: -1},
 	{HeaderSize: -8},
-	{HeaderSize: 3},
+	{HeaderSize: 5},
 	{HeaderSize: 16},
 	{Varint: true, HeaderSize: 4},
 	{MaxFrameSize: -1},
 	{Varint: true, MaxFrameSize: -5},
+	{LengthOffset: -1},
+	{LengthOffset: 1025},
+	{LengthAdjust: math.MaxInt32 + 1},
+	{LengthAdjust: -math.MaxInt32 - 1},
+	{HeaderSize: 1, LengthAdjust: -256},
+	{HeaderSize: 2, LengthAdjust: -65536},
+	{LengthOffset: 4, MaxFrameSize: 3},
+	{LengthAdjust: 6, MaxFrameSize: 5},
 }
 
 func TestInvalidFormat(t *testing.T) {
@@ -110,6 +124,18 @@ func TestLimit(t *testing.T) {
 		{give: framed.Format{HeaderSize: 8, MaxFrameSize: 1 << 40}, want: 1 << 40},
 		{give: framed.Format{Varint: true}, want: 4 << 20},
 		{give: framed.Format{Varint: true, MaxFrameSize: 1 << 40}, want: 1 << 40},
+		{give: framed.Format{HeaderSize: 3}, want: 4 << 20},
+		{give: framed.Format{HeaderSize: 3, MaxFrameSize: 1 << 30}, want: 1<<24 - 1},
+		{give: framed.Format{HeaderSize: 3, MaxFrameSize: 1 << 10}, want: 1 << 10},
+		{give: framed.Format{HeaderSize: 3, LengthAdjust: 6, MaxFrameSize: 1 << 30}, want: 1<<24 - 1 + 6},
+		{give: framed.Format{HeaderSize: 1, LengthOffset: 4}, want: 255 + 4},
+		{give: framed.Format{HeaderSize: 1, LengthAdjust: -1}, want: 254},
+		{give: framed.Format{HeaderSize: 1, LengthAdjust: -255}, want: 0},
+		{give: framed.Format{HeaderSize: 2, LengthOffset: 3, MaxFrameSize: 1 << 20}, want: 65535 + 3},
+		{give: framed.Format{LengthOffset: 4, MaxFrameSize: 1 << 40}, want: math.MaxInt32 + 4},
+		{give: framed.Format{LengthAdjust: -4, MaxFrameSize: 1 << 40}, want: math.MaxInt32 - 4},
+		{give: framed.Format{HeaderSize: 8, LengthAdjust: 8, LengthOffset: 2, MaxFrameSize: math.MaxInt}, want: math.MaxInt},
+		{give: framed.Format{LengthOffset: 4}, want: 4 << 20},
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, tt.give.Limit(), "Limit of %+v", tt.give)

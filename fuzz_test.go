@@ -7,13 +7,16 @@ import (
 	"errors"
 	"io"
 	"math"
+	"math/big"
+	"slices"
 	"testing"
 
 	"github.com/framed-go/framed"
 )
 
-// fuzzFormats are the Formats every fuzzer runs: each header width, both
-// byte orders, varint, and limits that bite.
+// fuzzFormats are the Formats FuzzDecode runs on every input, besides a
+// random layout: each header width, both byte orders, varint, limits that
+// bite, and the layouts of real protocols.
 var fuzzFormats = []framed.Format{
 	{},
 	{HeaderSize: 1, MaxFrameSize: 100},
@@ -22,7 +25,46 @@ var fuzzFormats = []framed.Format{
 	{Varint: true},
 	{MaxFrameSize: 1000},
 	{Varint: true, MaxFrameSize: 300},
+	{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16384 + 6}, // HTTP/2
+	{LengthOffset: 4, BigEndian: true},                                         // zinx
+	{LengthAdjust: 4},                                                          // easytcp
+	{HeaderSize: 3, LengthAdjust: 1},                                           // MySQL
+	{LengthOffset: 3, HeaderSize: 2, BigEndian: true},                          // TLS
+	{BigEndian: true, LengthAdjust: -4, MaxFrameSize: 1000},                    // length counts itself
+	{HeaderSize: 1, LengthOffset: 2, LengthAdjust: -3},                         // both, negative
 }
+
+// fuzzLayout turns a number into a valid Format of any layout: each length
+// width, both byte orders, varint, 0 to 8 bytes before the length field,
+// an adjustment from -16 to +16, and limits that bite. Zero is the default
+// Format; 3 is the default with HeaderSize set.
+func fuzzLayout(spec uint32) framed.Format {
+	var f framed.Format
+	if w := spec % 6; w == 5 {
+		f.Varint = true
+	} else {
+		f.HeaderSize = [...]int{0, 1, 2, 4, 8}[w]
+		if w == 0 && spec%12 >= 6 {
+			f.HeaderSize = 3
+		}
+	}
+	spec /= 12
+	f.BigEndian = spec%2 == 1
+	spec /= 2
+	f.LengthOffset = int(spec % 9)
+	spec /= 9
+	if a := int(spec % 33); a <= 16 {
+		f.LengthAdjust = a
+	} else {
+		f.LengthAdjust = 16 - a
+	}
+	spec /= 33
+	f.MaxFrameSize = [...]int{0, 100, 1000, 70000}[spec%4]
+	return f
+}
+
+// minFrame returns the shortest frame f can write.
+func minFrame(f framed.Format) int { return f.LengthOffset + max(f.LengthAdjust, 0) }
 
 // fuzzBufferSizes are the Reader buffer sizes the fuzzers try: the default,
 // and small ones that send most frames down the big-frame path.
@@ -65,17 +107,22 @@ func validSeeds() [][]byte {
 // ends with.
 func refFrames(f framed.Format, data []byte) ([][]byte, error) {
 	limit := uint64(f.Limit())
+	off := f.LengthOffset
 	var frames [][]byte
 	for {
 		if len(data) == 0 {
 			return frames, io.EOF
 		}
+		if len(data) < off {
+			return frames, io.ErrUnexpectedEOF
+		}
+		prefix, field := data[:off], data[off:]
 		var n uint64
 		var hlen int
 		if f.Varint {
-			n, hlen = binary.Uvarint(data)
+			n, hlen = binary.Uvarint(field)
 			switch {
-			case hlen < 0, hlen == 0 && len(data) >= binary.MaxVarintLen64:
+			case hlen < 0, hlen == 0 && len(field) >= binary.MaxVarintLen64:
 				// More than 10 bytes, or a 10th byte that is not the last
 				// or holds more than the 64th bit: no byte that follows can
 				// make it a length.
@@ -85,38 +132,40 @@ func refFrames(f framed.Format, data []byte) ([][]byte, error) {
 			}
 		} else {
 			hlen = headerWidth(f)
-			if len(data) < hlen {
+			if len(field) < hlen {
 				return frames, io.ErrUnexpectedEOF
 			}
-			var order binary.ByteOrder = binary.LittleEndian
-			if f.BigEndian {
-				order = binary.BigEndian
+			// The field's bytes, most significant first.
+			be := bytes.Clone(field[:hlen])
+			if !f.BigEndian {
+				slices.Reverse(be)
 			}
-			switch hlen {
-			case 1:
-				n = uint64(data[0])
-			case 2:
-				n = uint64(order.Uint16(data))
-			case 4:
-				n = uint64(order.Uint32(data))
-				if n > math.MaxInt32 {
-					return frames, framed.ErrInvalidLength
-				}
-			case 8:
-				n = order.Uint64(data)
-				if n > math.MaxInt64 {
-					return frames, framed.ErrInvalidLength
-				}
+			for _, b := range be {
+				n = n<<8 | uint64(b)
+			}
+			if (hlen == 4 && n > math.MaxInt32) || (hlen == 8 && n > math.MaxInt64) {
+				return frames, framed.ErrInvalidLength
 			}
 		}
-		if n > limit {
-			return frames, &framed.FrameTooLargeError{Size: n, Limit: int(limit)}
+		// The frame: off bytes, then value+adj bytes after the field.
+		after := new(big.Int).Add(new(big.Int).SetUint64(n), big.NewInt(int64(f.LengthAdjust)))
+		if after.Sign() < 0 {
+			return frames, framed.ErrInvalidLength
 		}
-		if uint64(len(data)-hlen) < n {
+		size := new(big.Int).Add(after, big.NewInt(int64(off)))
+		if size.Cmp(new(big.Int).SetUint64(limit)) > 0 {
+			claimed := uint64(math.MaxUint64)
+			if size.IsUint64() {
+				claimed = size.Uint64()
+			}
+			return frames, &framed.FrameTooLargeError{Size: claimed, Limit: int(limit)}
+		}
+		rest := int(after.Int64())
+		if len(field)-hlen < rest {
 			return frames, io.ErrUnexpectedEOF
 		}
-		frames = append(frames, data[hlen:hlen+int(n)])
-		data = data[hlen+int(n):]
+		frames = append(frames, append(bytes.Clone(prefix), field[hlen:hlen+rest]...))
+		data = field[hlen+rest:]
 	}
 }
 
@@ -126,6 +175,10 @@ func sameErr(want, got error) bool {
 	var w, g *framed.FrameTooLargeError
 	if errors.As(want, &w) && errors.As(got, &g) {
 		return *w == *g
+	}
+	var ws, gs *framed.FrameTooShortError
+	if errors.As(want, &ws) && errors.As(got, &gs) {
+		return *ws == *gs
 	}
 	return want == got
 }
@@ -172,8 +225,12 @@ func FuzzDecode(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		formats := fuzzFormats
+		if len(data) >= 4 {
+			formats = append(formats[:len(formats):len(formats)], fuzzLayout(binary.LittleEndian.Uint32(data)))
+		}
 		allocated := measureAlloc(func() {
-			for _, ff := range fuzzFormats {
+			for _, ff := range formats {
 				want, wantErr := refFrames(ff, data)
 				checkReencode(t, ff, data, want)
 				for _, size := range fuzzBufferSizes[:2] {
@@ -189,10 +246,10 @@ func FuzzDecode(f *testing.F) {
 				checkFrames(t, "Decode", ff, want, wantErr, got, caps, err)
 			}
 		})
-		// 21 readers' buffers, each at most one growth chunk ahead of the
-		// bytes received, and copies of the frames: not the 4 MiB a header
-		// can claim.
-		if budget := uint64(2<<20 + 64*len(data)); allocated > budget {
+		// Three readers' buffers per Format, each at most one growth chunk
+		// ahead of the bytes received, and copies of the frames: not the
+		// 4 MiB a header can claim.
+		if budget := uint64(300<<10*len(formats) + 64*len(formats)*len(data)); allocated > budget {
 			t.Fatalf("decoding %d bytes allocated %d bytes, budget %d", len(data), allocated, budget)
 		}
 	})
@@ -211,9 +268,12 @@ func checkReencode(t *testing.T, f framed.Format, data []byte, frames [][]byte) 
 		if f.Varint {
 			// A varint may be written with more bytes than it needs; the
 			// decoder accepts that, as protobuf does, so compare values.
-			n, k := binary.Uvarint(data[off:])
-			if n != uint64(len(p)) || !bytes.Equal(data[off+k:off+k+len(p)], p) {
-				t.Fatalf("frame %d at %d does not re-encode: header %d bytes for %d", i, off, k, n)
+			lo := f.LengthOffset
+			n, k := binary.Uvarint(data[off+lo:])
+			want := uint64(len(p) - lo - f.LengthAdjust)
+			if !bytes.Equal(data[off:off+lo], p[:lo]) || n != want ||
+				!bytes.Equal(data[off+lo+k:off+k+len(p)], p[lo:]) {
+				t.Fatalf("frame %d at %d does not re-encode: header %d bytes for %d, want %d", i, off, k, n, want)
 			}
 			off += k + len(p)
 			continue
@@ -252,15 +312,15 @@ func fuzzMessages(data, sizes []byte) [][]byte {
 // FuzzRoundTrip encodes messages with AppendFrame, Encode and a Writer, and
 // reads them back with Reader and Decode.
 func FuzzRoundTrip(f *testing.F) {
-	f.Add([]byte("hello"), []byte{5}, uint8(0))
-	f.Add([]byte{}, []byte{0, 0, 0}, uint8(1))
-	f.Add([]byte("abc"), []byte{1, 100, 101, 0xff}, uint8(1))
-	f.Add([]byte("xyz"), []byte{0xf3, 3, 0xff, 0xf0, 7}, uint8(2))
-	f.Add([]byte{0xff, 0x00}, []byte{0xfe, 200, 0xf1}, uint8(4))
-	f.Add([]byte("big"), []byte{0xff, 0xff, 1}, uint8(5))
-	f.Add([]byte("v"), []byte{127, 128, 255, 0xf0}, uint8(6))
-	f.Fuzz(func(t *testing.T, data, sizes []byte, fi uint8) {
-		ff := fuzzFormats[int(fi)%len(fuzzFormats)]
+	for i, spec := range layoutSeeds {
+		f.Add([]byte("hello"), []byte{5, 0, 3}, spec)
+		f.Add([]byte("abc"), []byte{1, 100, 101, 0xff, byte(i)}, spec)
+	}
+	f.Add([]byte("xyz"), []byte{0xf3, 3, 0xff, 0xf0, 7}, uint32(2))
+	f.Add([]byte{0xff, 0x00}, []byte{0xfe, 200, 0xf1}, uint32(5))
+	f.Add([]byte("v"), []byte{127, 128, 255, 0xf0}, uint32(5+6*2*2*9*33))
+	f.Fuzz(func(t *testing.T, data, sizes []byte, spec uint32) {
+		ff := fuzzLayout(spec)
 		limit := ff.Limit()
 		msgs := fuzzMessages(data, sizes)
 
@@ -274,10 +334,15 @@ func FuzzRoundTrip(f *testing.F) {
 			stream, err = ff.AppendFrame(stream, msg)
 			enc, encErr := ff.Encode(msg)
 			werr := w.WriteFrame(msg)
+			var want error
 			if len(msg) > limit {
-				want := &framed.FrameTooLargeError{Size: uint64(len(msg)), Limit: limit}
+				want = &framed.FrameTooLargeError{Size: uint64(len(msg)), Limit: limit}
+			} else if m := minFrame(ff); len(msg) < m {
+				want = &framed.FrameTooShortError{Size: len(msg), Min: m}
+			}
+			if want != nil {
 				if !sameErr(want, err) || !sameErr(want, encErr) || !sameErr(want, werr) {
-					t.Fatalf("message %d of %d bytes, limit %d: AppendFrame %v, Encode %v, WriteFrame %v", i, len(msg), limit, err, encErr, werr)
+					t.Fatalf("%+v: message %d of %d bytes, limit %d: AppendFrame %v, Encode %v, WriteFrame %v", ff, i, len(msg), limit, err, encErr, werr)
 				}
 				if len(stream) != before || enc != nil {
 					t.Fatalf("message %d of %d bytes, limit %d: refused but encoded", i, len(msg), limit)
@@ -308,6 +373,19 @@ func FuzzRoundTrip(f *testing.F) {
 		got, caps, err = readAllFrames(func() ([]byte, error) { return ff.Decode(br) })
 		checkFrames(t, "Decode", ff, kept, io.EOF, got, caps, err)
 	})
+}
+
+// layoutSeeds are fuzzLayout specs of layouts with offsets, 3-byte fields
+// and adjustments either way.
+var layoutSeeds = []uint32{
+	6 + 12*(1+2*(4+9*0)),      // 3-byte BE, offset 4
+	6 + 12*(1+2*(0+9*6)),      // 3-byte BE, adjust +6
+	3 + 12*(1+2*(4+9*0)),      // 4-byte BE, offset 4 (zinx)
+	3 + 12*(0+2*(0+9*4)),      // 4-byte LE, adjust +4 (easytcp)
+	3 + 12*(1+2*(0+9*20)),     // 4-byte BE, adjust -4
+	1 + 12*(0+2*(2+9*19)),     // 1-byte, offset 2, adjust -3
+	5 + 12*(0+2*(3+9*18)),     // varint, offset 3, adjust -2
+	2 + 12*(1+2*(3+9*(1+33))), // 2-byte BE, offset 3, adjust +1, limit 100
 }
 
 // cutReader returns a stream in the read sizes cuts gives, in turn: a cut
@@ -347,14 +425,17 @@ func (c *cutReader) Read(p []byte) (int, error) {
 // FuzzChunking checks that any split of a valid stream into reads, with
 // timeouts anywhere, yields the same frames.
 func FuzzChunking(f *testing.F) {
-	f.Add([]byte{5, 0, 7}, []byte{1, 1, 1}, uint8(0))
-	f.Add([]byte{100, 200, 0xff}, []byte{3, 0, 50, 0, 0xf2}, uint8(0))
-	f.Add([]byte{0xff, 0xf5, 9}, []byte{0, 0xf0, 0, 1, 0xff, 0}, uint8(3))
-	f.Add([]byte{1, 2, 3, 0, 0}, []byte{2}, uint8(4))
-	f.Add([]byte{0xf1, 0xf1, 0xf1}, []byte{7, 0, 7, 0, 7}, uint8(8))
-	f.Fuzz(func(t *testing.T, sizes, cuts []byte, choice uint8) {
-		ff := fuzzFormats[int(choice)%len(fuzzFormats)]
-		bufSize := fuzzBufferSizes[int(choice)/len(fuzzFormats)%len(fuzzBufferSizes)]
+	f.Add([]byte{5, 0, 7}, []byte{1, 1, 1}, uint8(0), uint32(0))
+	f.Add([]byte{100, 200, 0xff}, []byte{3, 0, 50, 0, 0xf2}, uint8(0), uint32(1))
+	f.Add([]byte{0xff, 0xf5, 9}, []byte{0, 0xf0, 0, 1, 0xff, 0}, uint8(1), uint32(4))
+	f.Add([]byte{1, 2, 3, 0, 0}, []byte{2}, uint8(2), uint32(5))
+	f.Add([]byte{0xf1, 0xf1, 0xf1}, []byte{7, 0, 7, 0, 7}, uint8(2), uint32(0))
+	for i, spec := range layoutSeeds {
+		f.Add([]byte{9, 30, 0xf1, 12}, []byte{1, 0, 2, 0, 3, 1, 1}, uint8(i), spec)
+	}
+	f.Fuzz(func(t *testing.T, sizes, cuts []byte, choice uint8, spec uint32) {
+		ff := fuzzLayout(spec)
+		bufSize := fuzzBufferSizes[int(choice)%len(fuzzBufferSizes)]
 		var stream []byte
 		var want [][]byte
 		for i, msg := range fuzzMessages(nil, sizes) {
@@ -382,4 +463,23 @@ func FuzzChunking(f *testing.F) {
 		got, caps, err = readAllFrames(func() ([]byte, error) { return ff.Decode(br) })
 		checkFrames(t, "Decode", ff, want, io.EOF, got, caps, err)
 	})
+}
+
+// TestFuzzLayout checks that every spec gives a valid Format, so the
+// fuzzers never test a Format the package refuses, and that the specs
+// reach every width, offset and adjustment.
+func TestFuzzLayout(t *testing.T) {
+	seen := map[[3]int]bool{}
+	for spec := range uint32(12 * 2 * 9 * 33 * 4) {
+		f := fuzzLayout(spec)
+		if _, err := f.Encode(make([]byte, minFrame(f))); err != nil {
+			t.Fatalf("fuzzLayout(%d) = %+v: Encode of a shortest frame: %v", spec, f, err)
+		}
+		width := headerWidth(f)
+		seen[[3]int{width, f.LengthOffset, f.LengthAdjust}] = true
+	}
+	// 6 widths (varint is 0), 9 offsets, 33 adjustments.
+	if len(seen) != 6*9*33 {
+		t.Fatalf("fuzzLayout reaches %d layouts, want %d", len(seen), 6*9*33)
+	}
 }

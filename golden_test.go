@@ -38,24 +38,44 @@ var goldenHeaders = map[string]framed.Format{
 	"le64":    {HeaderSize: 8},
 	"be64":    {HeaderSize: 8, BigEndian: true},
 	"uvarint": {Varint: true},
+	"le24":    {HeaderSize: 3},
+	"be24":    {HeaderSize: 3, BigEndian: true},
+
+	// Layouts of real protocols, as README.md gives them.
+	"zinx":    {LengthOffset: 4, BigEndian: true},
+	"easytcp": {LengthAdjust: 4},
+	"grpc":    {LengthOffset: 1, BigEndian: true},
+	"http2":   {HeaderSize: 3, BigEndian: true, LengthAdjust: 6},
+	"mysql":   {HeaderSize: 3, LengthAdjust: 1},
+	"tls":     {LengthOffset: 3, HeaderSize: 2, BigEndian: true},
+	"lenincl": {BigEndian: true, LengthAdjust: -4},
 }
 
 func parseGoldenFormat(s string) (framed.Format, error) {
-	name, opt, hasOpt := strings.Cut(s, ",")
+	name, opts, _ := strings.Cut(s, ",")
 	f, ok := goldenHeaders[name]
 	if !ok {
 		return f, fmt.Errorf("unknown header type %q", name)
 	}
-	if hasOpt {
-		v, ok := strings.CutPrefix(opt, "max=")
-		if !ok {
-			return f, fmt.Errorf("unknown option %q", opt)
+	for opt := range strings.SplitSeq(opts, ",") {
+		if opt == "" {
+			continue
 		}
+		key, v, _ := strings.Cut(opt, "=")
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return f, fmt.Errorf("max: %w", err)
+			return f, fmt.Errorf("%s: %w", key, err)
 		}
-		f.MaxFrameSize = n
+		switch key {
+		case "max":
+			f.MaxFrameSize = n
+		case "off":
+			f.LengthOffset = n
+		case "adj":
+			f.LengthAdjust = n
+		default:
+			return f, fmt.Errorf("unknown option %q", opt)
+		}
 	}
 	return f, nil
 }
@@ -95,6 +115,9 @@ func parseGoldenErr(s string) (wantErr, error) {
 	}
 	var size uint64
 	var limit int
+	if _, err := fmt.Sscanf(s, "FrameTooShort:%d:%d", &size, &limit); err == nil {
+		return wantTooShort(int(size), limit), nil
+	}
 	if _, err := fmt.Sscanf(s, "FrameTooLarge:%d:%d", &size, &limit); err != nil {
 		return wantErr{}, fmt.Errorf("unknown error %q", s)
 	}

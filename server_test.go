@@ -359,7 +359,7 @@ func TestServerInvalidConfig(t *testing.T) {
 		{"negative IdleTimeout", &framed.Server{IdleTimeout: -time.Second}},
 		{"negative WriteTimeout", &framed.Server{WriteTimeout: -time.Second}},
 		{"negative MaxPendingBytes", &framed.Server{MaxPendingBytes: -1}},
-		{"invalid Format", &framed.Server{Format: framed.Format{HeaderSize: 3}}},
+		{"invalid Format", &framed.Server{Format: framed.Format{HeaderSize: 5}}},
 		{"TLS without a certificate", &framed.Server{TLSConfig: &tls.Config{}}},
 	}
 	for _, tt := range tests {
