@@ -265,13 +265,6 @@ func (f Format) field() lengthField {
 	return lengthField{width: f.headerSize(), big: f.BigEndian, off: f.LengthOffset, adj: f.LengthAdjust}
 }
 
-// appendHeader appends the length field of a frame of n bytes, which the
-// caller has checked with checkWrite. With LengthOffset zero that is all
-// that goes on the wire before the frame; otherwise use appendHead.
-func (f Format) appendHeader(dst []byte, n int) []byte {
-	return f.field().append(dst, n)
-}
-
 // append appends the length field of a frame of n bytes.
 func (lf lengthField) append(dst []byte, n int) []byte {
 	v := uint64(n - lf.off - lf.adj)

@@ -38,28 +38,6 @@ var protocolLayouts = []struct {
 	{"varint after a byte", framed.Format{Varint: true, LengthOffset: 1}},
 }
 
-// connWritesLayouts reports whether conn.go encodes frames through
-// Format.appendHead and refuses them through Format.checkWrite, which
-// layouts with bytes before the length field, and frames too short for
-// their layout, need. Conn's write queue is being rewritten to; until then
-// those tests skip, saying so. The check reads conn.go itself, so the
-// tests run as soon as it does, and can never hide a Conn that claims to.
-func connWritesLayouts(t *testing.T) bool {
-	t.Helper()
-	src, err := os.ReadFile("conn.go")
-	require.NoError(t, err)
-	return strings.Contains(string(src), ".appendHead(") && strings.Contains(string(src), ".checkWrite(")
-}
-
-// skipUnlessConnWritesLayouts skips a test of writing f through Conn when
-// f has bytes before the length field and Conn cannot write them yet.
-func skipUnlessConnWritesLayouts(t *testing.T, f framed.Format) {
-	t.Helper()
-	if f.LengthOffset > 0 && !connWritesLayouts(t) {
-		t.Skipf("conn.go does not yet write through Format.appendHead, which %+v needs", f)
-	}
-}
-
 // layoutFrames returns frames for f: the shortest it can write, a few
 // small ones, and, when the limit allows, one for the large-frame paths.
 func layoutFrames(f framed.Format) [][]byte {
@@ -89,7 +67,6 @@ func reverseTail(f framed.Format, p []byte) []byte {
 func TestLayoutServerAndDial(t *testing.T) {
 	for _, tt := range protocolLayouts {
 		t.Run(tt.name, func(t *testing.T) {
-			skipUnlessConnWritesLayouts(t, tt.f)
 			f := tt.f
 			s := &framed.Server{Format: f, Handler: framed.HandlerFunc(func(_ context.Context, c *framed.Conn, p []byte) error {
 				return c.WriteFrame(reverseTail(f, p))
@@ -97,16 +74,16 @@ func TestLayoutServerAndDial(t *testing.T) {
 			r := serve(t, s)
 			frames := layoutFrames(f)
 
-			ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 			defer cancel()
 			c, err := (&framed.Dialer{Format: f}).Dial(ctx, r.addr)
 			require.NoError(t, err, "Dial with %s", tt.name)
 			defer c.Close()
 			for _, p := range frames {
-				require.NoError(t, c.Send(p), "%s: Send of %d bytes", tt.name, len(p))
+				require.NoError(t, c.Send(t.Context(), p), "%s: Send of %d bytes", tt.name, len(p))
 			}
 			for _, p := range frames {
-				got, err := c.Receive()
+				got, err := c.Receive(t.Context())
 				require.NoError(t, err, "%s: Receive of %d bytes", tt.name, len(p))
 				assert.True(t, bytes.Equal(reverseTail(f, p), got), "%s: reply to %d bytes", tt.name, len(p))
 			}
@@ -137,7 +114,6 @@ func TestLayoutServerAndDial(t *testing.T) {
 func TestLayoutConn(t *testing.T) {
 	for _, tt := range protocolLayouts {
 		t.Run(tt.name, func(t *testing.T) {
-			skipUnlessConnWritesLayouts(t, tt.f)
 			forEachTransport(t, func(t *testing.T, tr transport) {
 				a, b := connPair(t, tr, framed.ConnConfig{Format: tt.f})
 				frames := layoutFrames(tt.f)
@@ -159,7 +135,7 @@ func TestLayoutConn(t *testing.T) {
 				}
 				require.NoError(t, <-errc, "%s: WriteFrame", tt.name)
 
-				if shortest := tt.f.LengthOffset + max(tt.f.LengthAdjust, 0); shortest > 0 && connWritesLayouts(t) {
+				if shortest := tt.f.LengthOffset + max(tt.f.LengthAdjust, 0); shortest > 0 {
 					err := a.WriteFrame(make([]byte, shortest-1))
 					assert.ErrorIs(t, err, framed.ErrFrameTooShort, "%s: WriteFrame of %d bytes", tt.name, shortest-1)
 				}
@@ -173,7 +149,6 @@ func TestLayoutConn(t *testing.T) {
 func TestLayoutConnWire(t *testing.T) {
 	for _, tt := range protocolLayouts {
 		t.Run(tt.name, func(t *testing.T) {
-			skipUnlessConnWritesLayouts(t, tt.f)
 			client, server := net.Pipe()
 			defer server.Close()
 			c := framed.NewConn(client, framed.ConnConfig{Format: tt.f})
@@ -195,7 +170,7 @@ func TestLayoutConnWire(t *testing.T) {
 				}
 				done <- c.Flush()
 			}()
-			require.NoError(t, server.SetDeadline(time.Now().Add(ioTimeout)))
+			require.NoError(t, server.SetDeadline(time.Now().Add(testTimeout)))
 			got := make([]byte, len(want))
 			_, err := io.ReadFull(server, got)
 			require.NoError(t, err)
@@ -231,7 +206,7 @@ func TestLayoutHostileHeaders(t *testing.T) {
 			n, err := bufio.NewReader(nc).Read(make([]byte, 1))
 			assert.Zero(t, n, "%s: bytes after a hostile header", tt.name)
 			assert.Error(t, err, "%s: the Server closes the connection", tt.name)
-			waitFor(t, ioTimeout, "the refusal is counted", func() bool {
+			waitFor(t, testTimeout, "the refusal is counted", func() bool {
 				st := s.Stats()
 				return st.FramesTooLarge+st.InvalidLength == 1
 			})

@@ -101,21 +101,6 @@ func goldenBytes(s string) ([]byte, error) {
 	return b, nil
 }
 
-// skipUnlessConnWritesOffsets skips a test that writes a layout with
-// bytes before the length field through framed's Conn (a Client or a
-// Server) while ../conn.go does not yet encode frames through
-// Format.appendHead: Conn's write queue is being rewritten to. The check
-// reads conn.go itself, so the test runs as soon as it does, and can
-// never hide a Conn that claims to.
-func skipUnlessConnWritesOffsets(t *testing.T) {
-	t.Helper()
-	src, err := os.ReadFile("../conn.go")
-	require.NoError(t, err)
-	if !strings.Contains(string(src), ".appendHead(") {
-		t.Skip("framed's conn.go does not yet write through Format.appendHead, which layouts with a LengthOffset need")
-	}
-}
-
 // selfSigned returns a certificate for a TLS test server.
 func selfSigned(t *testing.T) tls.Certificate {
 	t.Helper()

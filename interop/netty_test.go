@@ -98,7 +98,6 @@ func TestNettyServer(t *testing.T) {
 	})
 
 	t.Run("Client", func(t *testing.T) {
-		skipUnlessConnWritesOffsets(t)
 		ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
 		defer cancel()
 		c, err := (&framed.Dialer{Format: nettyFormat}).Dial(ctx, addr)
@@ -157,7 +156,6 @@ func TestNettyClient(t *testing.T) {
 	})
 
 	t.Run("Server", func(t *testing.T) {
-		skipUnlessConnWritesOffsets(t)
 		ln := listen(t)
 		s := &framed.Server{Format: nettyFormat, Handler: framed.HandlerFunc(func(_ context.Context, c *framed.Conn, p []byte) error {
 			return c.WriteFrame(reply(p))
