@@ -145,13 +145,20 @@ func TestEveryFormat(t *testing.T) {
 		{args: []string{"-size", "8", "-be"}, f: framed.Format{HeaderSize: 8, BigEndian: true}},
 		{args: []string{"-varint"}, f: framed.Format{Varint: true}},
 		{args: []string{"-varint", "-max", "300"}, f: framed.Format{Varint: true, MaxFrameSize: 300}},
+		{args: []string{"-size", "3", "-be", "-adjust", "0"}, f: framed.Format{HeaderSize: 3, BigEndian: true}},
+		{args: []string{"-offset", "1", "-be"}, f: framed.Format{LengthOffset: 1, BigEndian: true}},
+		{args: []string{"-adjust", "-4"}, f: framed.Format{LengthAdjust: -4}},
 	}
 	for _, tt := range tests {
 		rec := &recorder{}
 		addr := serve(t, &framed.Server{Handler: rec, Format: tt.f})
-		r := fc(t, "hello\n\n"+long+"\n", append(tt.args, addr)...)
+		in := "hello\n\n" + long + "\n"
+		if tt.f.LengthOffset > 0 {
+			in = "hello\nhi\n" + long + "\n" // no empty frame: the first byte goes before the length
+		}
+		r := fc(t, in, append(tt.args, addr)...)
 		require.NoError(t, r.err, "flags %q", tt.args)
-		assert.Equal(t, "hello\n\n"+long+"\n", r.stdout, "flags %q", tt.args)
+		assert.Equal(t, in, r.stdout, "flags %q", tt.args)
 		assert.Len(t, rec.got(), 3, "frames received with flags %q", tt.args)
 	}
 }
@@ -169,6 +176,8 @@ func TestFormatBytesOnTheWire(t *testing.T) {
 		{args: []string{"-size", "4", "-be"}, want: "00000005"},
 		{args: []string{"-size", "8"}, want: "0500000000000000"},
 		{args: []string{"-varint"}, want: "05"},
+		{args: []string{"-size", "3"}, want: "050000"},
+		{args: []string{"-adjust", "-4"}, want: "09000000"}, // a length that counts its own 4 bytes
 	}
 	for _, tt := range tests {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

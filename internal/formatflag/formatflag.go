@@ -26,17 +26,21 @@ type Flags struct {
 // Register defines the Format flags on fs and returns the Flags they fill
 // in when fs is parsed:
 //
-//	-size N    Format.HeaderSize: 1, 2, 4 or 8 bytes (0 means 4)
+//	-size N    Format.HeaderSize: 1, 2, 3, 4 or 8 bytes (0 means 4)
 //	-be        Format.BigEndian
 //	-varint    Format.Varint
+//	-offset N  Format.LengthOffset: header bytes before the length field
+//	-adjust N  Format.LengthAdjust: added to the length to give the bytes after the field
 //	-max N     Format.MaxFrameSize (0 means framed.DefaultMaxFrameSize)
 //
 // A flag for a new Format field is one more line here, bound to that field.
 func Register(fs *flag.FlagSet) *Flags {
 	fl := &Flags{}
-	fs.IntVar(&fl.f.HeaderSize, "size", 0, "length header size in `bytes`: 1, 2, 4 or 8 (0 means 4)")
+	fs.IntVar(&fl.f.HeaderSize, "size", 0, "length field size in `bytes`: 1, 2, 3, 4 or 8 (0 means 4)")
 	fs.BoolVar(&fl.f.BigEndian, "be", false, "big-endian length header (default little-endian)")
 	fs.BoolVar(&fl.f.Varint, "varint", false, "unsigned varint length header, as protobuf's delimited streams (not with -size)")
+	fs.IntVar(&fl.f.LengthOffset, "offset", 0, "header `bytes` before the length field (zinx: 4, gRPC: 1, TLS: 3)")
+	fs.IntVar(&fl.f.LengthAdjust, "adjust", 0, "`n` added to the length to give the bytes after the field (HTTP/2: 6; a length that counts its own 4 bytes: -4)")
 	fs.IntVar(&fl.f.MaxFrameSize, "max", 0, fmt.Sprintf("largest frame payload in `bytes` (0 means %d)", framed.DefaultMaxFrameSize))
 	return fl
 }

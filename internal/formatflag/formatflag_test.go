@@ -33,6 +33,9 @@ func TestFlagsMapOntoFormat(t *testing.T) {
 		{give: []string{"-size", "2", "-be"}, want: framed.Format{HeaderSize: 2, BigEndian: true}},
 		{give: []string{"-size", "4"}, want: framed.Format{HeaderSize: 4}},
 		{give: []string{"-size", "8", "-be"}, want: framed.Format{HeaderSize: 8, BigEndian: true}},
+		{give: []string{"-size", "3", "-be", "-adjust", "6"}, want: framed.Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6}},
+		{give: []string{"-offset", "4", "-be"}, want: framed.Format{LengthOffset: 4, BigEndian: true}},
+		{give: []string{"-adjust", "-4"}, want: framed.Format{LengthAdjust: -4}},
 		{give: []string{"-be"}, want: framed.Format{BigEndian: true}},
 		{give: []string{"-varint"}, want: framed.Format{Varint: true}},
 		{give: []string{"-varint", "-max", "100"}, want: framed.Format{Varint: true, MaxFrameSize: 100}},
@@ -51,6 +54,8 @@ func TestInvalidCombinationsAreRefusedByTheLibrary(t *testing.T) {
 		{"-size", "-1"},
 		{"-size", "16"},
 		{"-varint", "-size", "2"},
+		{"-offset", "-1"},
+		{"-offset", "5000"},
 		{"-max", "-1"},
 	}
 	for _, give := range tests {
@@ -64,5 +69,5 @@ func TestRegisterNamesEveryFlag(t *testing.T) {
 	formatflag.Register(fs)
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	assert.ElementsMatch(t, []string{"size", "be", "varint", "max"}, names)
+	assert.ElementsMatch(t, []string{"size", "be", "varint", "offset", "adjust", "max"}, names)
 }
