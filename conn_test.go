@@ -42,8 +42,9 @@ func newSteppedConn(tb testing.TB, c net.Conn) *steppedConn {
 // Close lets every Write through, as closing a net.Conn unblocks its
 // Writes.
 func (s *steppedConn) Close() error {
+	err := s.Conn.Close() // first, so the held Writes then fail
 	s.once.Do(func() { close(s.done) })
-	return s.Conn.Close()
+	return err
 }
 
 func (s *steppedConn) Write(p []byte) (int, error) {

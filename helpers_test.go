@@ -145,8 +145,9 @@ func (g *gatedConn) release() { g.releaseOnce.Do(func() { close(g.gate) }) }
 
 // Close releases a held Write, as closing a net.Conn unblocks its Writes.
 func (g *gatedConn) Close() error {
+	err := g.Conn.Close() // first, so the held Write then fails
 	g.release()
-	return g.Conn.Close()
+	return err
 }
 
 func (g *gatedConn) Write(p []byte) (int, error) {
