@@ -348,3 +348,43 @@ func TestClientLateReplyPaysDebt(t *testing.T) {
 		assert.Equal(t, msg, string(got))
 	}
 }
+
+// TestWriteAllocs: writing frames with Conn.WriteFrame and Client.Send
+// allocates nothing, whoever writes them to the network.
+func TestWriteAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	na, nb := tcpPair(t)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		io.Copy(io.Discard, nb)
+	}()
+	t.Cleanup(func() {
+		na.Close()
+		<-drained
+	})
+	c := framed.NewConn(na, framed.ConnConfig{})
+	msg := make([]byte, 64)
+	for range 1000 { // warm up: the queue's buffers reach their size
+		require.NoError(t, c.WriteFrame(msg))
+	}
+	require.NoError(t, c.Flush())
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := c.WriteFrame(msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per Conn.WriteFrame")
+
+	cl := framed.NewClient(c)
+	ctx := context.Background()
+	allocs = testing.AllocsPerRun(1000, func() {
+		if err := cl.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.Zero(t, allocs, "allocations per Client.Send")
+	require.NoError(t, c.Flush())
+}
