@@ -63,16 +63,24 @@ type Conn struct {
 // report bytes received as they arrive, also those of a frame still
 // incomplete.
 type countingReader struct {
-	r io.Reader
-	n atomic.Int64
+	r     io.Reader
+	n     atomic.Int64
+	heard atomic.Bool // bytes arrived since the write queue last looked
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
-		r.n.Add(int64(n))
+		r.got(n)
 	}
 	return n, err
+}
+
+func (r *countingReader) got(n int) {
+	r.n.Add(int64(n))
+	if !r.heard.Load() {
+		r.heard.Store(true)
+	}
 }
 
 // NewConn returns a Conn that frames c as cfg says. The Conn owns c:
@@ -87,6 +95,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	fc.rd = newReaderSize(&fc.in, cfg.Format, bufSize)
 	fc.rd.wait = idleReader(c, fc.rd, &fc.in)
 	fc.q.init(c, cfg)
+	fc.q.heard = &fc.in.heard
 	return fc
 }
 

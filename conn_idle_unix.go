@@ -84,7 +84,7 @@ func (ir *idleRead) tryRead(fd uintptr) bool {
 		case n > 0:
 			rd.w += n
 			ir.got = n
-			ir.in.n.Add(int64(n))
+			ir.in.got(n)
 		}
 		return true
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -97,6 +98,7 @@ type writeQueue struct {
 	maxPending   int
 	try          func([]byte) (int, error) // one write that never blocks, or nil
 	runFn        func()                    // run, made once so that starting it does not allocate
+	heard        *atomic.Bool              // set when bytes arrive from the peer, or nil
 	counts       *writeCounts              // set by a server before use
 
 	mu       sync.Mutex
@@ -108,10 +110,14 @@ type writeQueue struct {
 	writing  bool          // a write is in flight; its writer owns spare, spareLarge and iov
 	writer   bool          // the writer goroutine runs
 	corked   bool          // hold frames until Flush
+	alone    bool          // the frame enqueue just admitted found the queue empty
+	inlined  bool          // WriteFrame wrote a lone frame itself, and the peer has sent nothing since
 	ncClosed bool          // the connection is closed, by Close or a failed write
 	queued   int64         // bytes ever admitted
 	written  int64         // bytes the network has taken
 	deadline time.Time     // the write deadline, for writers waiting for room
+	passed   bool          // the write deadline has passed: admit nothing
+	dlTimer  *time.Timer   // sets passed when the deadline comes
 	waiters  int           // goroutines in waitLocked
 	cond     sync.Cond     // broadcast when something a waiter waits for changes
 	changed  chan struct{} // closed then too, for waiters bounded in time
@@ -204,7 +210,7 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 			return 0, err
 		}
 	}
-	if !q.deadline.IsZero() && !time.Now().Before(q.deadline) {
+	if q.passed {
 		q.mu.Unlock()
 		return 0, fmt.Errorf("framed: write: %w", os.ErrDeadlineExceeded)
 	}
@@ -214,6 +220,7 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 			return 0, err
 		}
 	}
+	q.alone = q.pending == 0 && !q.writing
 	n := len(q.buf)
 	if direct && len(p) >= directWriteSize {
 		var body []byte
@@ -242,6 +249,15 @@ func (q *writeQueue) writeFrame(p []byte) error {
 		return err
 	}
 	if !direct {
+		if q.alone && q.try != nil && !q.writer && !q.corked && q.state < writeFailed &&
+			(!q.inlined || q.heard != nil && q.heard.Swap(false)) {
+			// A lone frame, the first since the peer last spoke: a
+			// request, say. It goes out now, with no hand-off. The next
+			// one, if it comes before the peer speaks, is a stream, and
+			// waits for the writer goroutine to batch it with the rest.
+			q.inlined = true
+			q.writeWith(q.try)
+		}
 		q.kickLocked()
 		q.mu.Unlock()
 		return nil
@@ -542,6 +558,9 @@ func (q *writeQueue) close() error {
 	}
 	wasClosed := q.ncClosed
 	q.state, q.err, q.ncClosed = writeClosed, errConnClosed, true
+	if q.dlTimer != nil {
+		q.dlTimer.Stop()
+	}
 	q.dropLocked()
 	q.mu.Unlock()
 	err := fmt.Errorf("framed: close: %w", net.ErrClosed) // a failed write closed it
@@ -582,6 +601,23 @@ func (q *writeQueue) setDeadline(t time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.deadline = t
+	// A timer, not a clock read per frame, says when the deadline passes.
+	if q.dlTimer != nil {
+		q.dlTimer.Stop()
+		q.dlTimer = nil
+	}
+	d := time.Until(t)
+	q.passed = !t.IsZero() && d <= 0
+	if !t.IsZero() && d > 0 {
+		q.dlTimer = time.AfterFunc(d, func() {
+			q.mu.Lock()
+			if q.deadline.Equal(t) {
+				q.passed = true
+				q.broadcastLocked()
+			}
+			q.mu.Unlock()
+		})
+	}
 	q.broadcastLocked()
 	return q.nc.SetWriteDeadline(t)
 }
