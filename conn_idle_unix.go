@@ -23,12 +23,12 @@ type idleRead struct {
 	err  error
 }
 
-// idleReader returns the Reader's wait function for c, or nil when c is
-// not a plain socket (TLS, net.Pipe), which is then read as usual. Only
-// the net package's own socket types qualify: a wrapper that embeds one
-// has its SyscallConn but may have its own Read, with bytes buffered or
-// transformed, which reading the socket directly would skip.
-func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
+// plainSocket returns c's raw connection when c is one of the net
+// package's own socket types, and nil for anything else (TLS, net.Pipe, a
+// wrapper): a wrapper that embeds a socket has its SyscallConn but may
+// have its own Read or Write, with bytes buffered or transformed, which
+// using the socket directly would skip.
+func plainSocket(c net.Conn) syscall.RawConn {
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -40,6 +40,19 @@ func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// idleReader returns the Reader's wait function for c, or nil when c is
+// not a plain socket (TLS, net.Pipe), which is then read as usual. Only
+// the net package's own socket types qualify: a wrapper that embeds one
+// has its SyscallConn but may have its own Read, with bytes buffered or
+// transformed, which reading the socket directly would skip.
+func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
+	rc := plainSocket(c)
+	if rc == nil {
 		return nil
 	}
 	ir := &idleRead{rc: rc, rd: rd, in: in}

@@ -9,20 +9,11 @@ import (
 )
 
 // socketTryWrite returns a function that writes what a plain socket takes
-// at once, without waiting, or nil for any other connection (TLS,
-// net.Pipe, a wrapper), as idleReader does for reading.
+// at once, without waiting, or nil for any other connection (see
+// plainSocket).
 func socketTryWrite(c net.Conn) func([]byte) (int, error) {
-	var sc syscall.Conn
-	switch c := c.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := plainSocket(c)
+	if rc == nil {
 		return nil
 	}
 	t := &tryWriter{rc: rc}
