@@ -94,6 +94,9 @@ type writeQueue struct {
 	nc           net.Conn
 	f            Format
 	limit        int
+	lf           lengthField // the Format's, worked out once
+	hdrMax       int         // the most bytes a frame adds to its length
+	minLen       int         // the shortest frame the Format can write
 	writeTimeout time.Duration
 	maxPending   int
 	try          func([]byte) (int, error) // one write that never blocks, or nil
@@ -140,6 +143,9 @@ func (q *writeQueue) init(nc net.Conn, cfg ConnConfig) {
 	q.nc = nc
 	q.f = cfg.Format
 	q.limit = cfg.Format.Limit()
+	q.lf = cfg.Format.field()
+	q.hdrMax = cfg.Format.maxHeaderSize()
+	q.minLen = cfg.Format.LengthOffset + max(cfg.Format.LengthAdjust, 0)
 	q.writeTimeout = cfg.WriteTimeout
 	q.maxPending = cfg.MaxPendingBytes
 	if q.maxPending <= 0 {
@@ -176,13 +182,14 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := q.f.checkWrite(len(p), q.limit); err != nil {
+	if len(p) > q.limit || len(p) < q.minLen {
+		err := q.f.checkWrite(len(p), q.limit)
 		if ferr := q.f.check(); ferr != nil {
 			err = ferr // the limit of an invalid Format means nothing
 		}
 		return 0, err
 	}
-	need := q.f.maxHeaderSize() + len(p)
+	need := q.hdrMax + len(p)
 	q.mu.Lock()
 	var start time.Time
 	for {
@@ -229,9 +236,11 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 		q.pending += len(q.buf) - n + len(body)
 		q.queued += int64(len(q.buf) - n + len(body))
 	} else {
-		var body []byte
-		q.buf, body = q.f.appendHead(q.buf, p)
-		q.buf = append(q.buf, body...)
+		if q.lf.off > 0 {
+			q.buf = append(q.buf, p[:q.lf.off]...) // the bytes before the length field
+		}
+		q.buf = q.lf.append(q.buf, len(p))
+		q.buf = append(q.buf, p[q.lf.off:]...)
 		q.pending += len(q.buf) - n
 		q.queued += int64(len(q.buf) - n)
 	}
