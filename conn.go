@@ -43,7 +43,15 @@ type ConnConfig struct {
 // any number of goroutines, also while ReadFrame runs. Frames from
 // concurrent writers never interleave. Frames that writers queue while
 // another write is in flight go out together in the next write, so many
-// small writers do not mean many system calls.
+// small writers, or one writing in a loop, do not mean many system calls.
+// The write queue's own goroutine does those writes; it exists only while
+// frames wait, and Close stops it.
+//
+// A goroutine that writes many frames to a peer that answers each one,
+// and only then reads, deadlocks: the replies fill the buffers, the peer
+// stops reading, and WriteFrame blocks on the full queue. Read on another
+// goroutine while writing. A write deadline turns the wait into a
+// [*StalledError].
 //
 // # Errors and closing
 //
