@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -100,15 +99,6 @@ func drive(s session, batch int, lim Limits) (Sample, error) {
 		smp.P50, smp.P99 = percentiles(ls.latencies())
 	}
 	return smp, nil
-}
-
-// cpuTime returns the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procIO returns the read and write system calls this process has made, as
