@@ -165,6 +165,7 @@ type Reader struct {
 	lf    lengthField // f's, kept to parse headers with
 	limit int
 	off   int   // f.LengthOffset
+	le32  bool  // f is the default header, an int32 little-endian: bufferedFrame parses it inline
 	err   error // sticky: the stream cannot go on
 
 	buf  []byte  // buffered bytes are buf[r:w]; nil while idle
@@ -195,6 +196,9 @@ func newReaderSize(r io.Reader, f Format, size int) *Reader {
 	if err := f.check(); err != nil {
 		rd.err = err
 	}
+	header := f
+	header.MaxFrameSize = 0
+	rd.le32 = header == Format{} || header == Format{HeaderSize: 4}
 	// The buffer holds at least a whole header.
 	rd.size = max(size, 64, f.LengthOffset+f.maxHeaderSize())
 	return rd
@@ -496,6 +500,48 @@ func (r *Reader) frameBuffered() bool {
 	}
 	r.next.n, r.next.hlen, r.nextOK = n, hlen, true
 	return true
+}
+
+// bufferedFrame returns the next frame and consumes it, as ReadFrame
+// would, if it is buffered whole; otherwise it reads nothing and reports
+// false. It is the server's loop over a run of frames that arrived
+// together: the header is parsed once, and the source is never touched.
+func (r *Reader) bufferedFrame() ([]byte, bool) {
+	if r.err != nil || r.bigLen > 0 {
+		return nil, false
+	}
+	if r.nextOK {
+		r.nextOK = false
+		end := r.r + r.next.hlen + r.next.n
+		r.skipField(r.next.hlen)
+		start := r.r
+		r.r = end
+		return r.buf[start:end:end], true
+	}
+	b := r.buf[r.r:r.w]
+	if r.le32 {
+		// The default header, parsed here rather than by lengthField: a
+		// negative length or one above the limit is left to ReadFrame,
+		// which reports it.
+		if len(b) < 4 {
+			return nil, false
+		}
+		n := int(int32(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24))
+		if n < 0 || n > r.limit || 4+n > len(b) {
+			return nil, false
+		}
+		r.r += 4 + n
+		return b[4 : 4+n : 4+n], true
+	}
+	n, hlen, err := r.lf.parse(b, r.limit)
+	if err != nil || hlen+n > len(b) {
+		return nil, false
+	}
+	end := r.r + hlen + n
+	r.skipField(hlen)
+	start := r.r
+	r.r = end
+	return r.buf[start:end:end], true
 }
 
 // DefaultWriteBufferSize is the size of a [Writer]'s buffer: 64 KiB, as a

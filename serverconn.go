@@ -137,8 +137,8 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 
 // serveFrames reads and serves sc's frames until the connection must end,
 // and says why. Frames come in runs: those that arrived together are
-// served with the replies held, which go out in one write when the run
-// ends.
+// served in one tight loop (serveRun) with the replies held, which go out
+// in one write when the run ends.
 func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, err error) {
 	c := sc.c
 	h := s.Handler
@@ -161,13 +161,14 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 		if err != nil {
 			return sc.readEnded(err, false), err
 		}
-		framesIn++
 		if !sc.corked {
 			// Hold replies until the frames buffered now are served.
 			c.q.setCorked(true)
 			sc.corked = true
 		}
-		if end, err := s.serveFrame(ctx, h, c, p); err != nil {
+		n, end, err := s.serveRun(ctx, h, sc, p)
+		framesIn += n
+		if err != nil {
 			if end == endHandlerError {
 				// A handler that fails because the connection did, say
 				// on a write timeout, is counted as the connection.
@@ -176,6 +177,37 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 				}
 			}
 			return end, err
+		}
+	}
+}
+
+// serveRun calls h for p and then for every frame after it that is
+// buffered whole, in order, and returns how many frames it served, the
+// one that failed included. A frame is taken from the buffer only once
+// the handler of the one before has returned, so a handler that reads
+// from the Conn itself still sees the stream in order. One recover covers
+// the run: a handler panic ends the connection, so there is no run to
+// go back to. While draining, the run is one frame: serveFrames checks
+// the drain point before each.
+func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []byte) (n int64, end connEnd, err error) {
+	c := sc.c
+	defer func() {
+		if v := recover(); v != nil {
+			end, err = endPanic, recovered(s.Logger, v, "remote", c.RemoteAddr())
+		}
+	}()
+	rd := c.rd
+	for {
+		n++
+		if err := h.ServeFrame(ctx, c, p); err != nil {
+			return n, endHandlerError, err
+		}
+		if sc.drainTo != 0 {
+			return n, 0, nil
+		}
+		var ok bool
+		if p, ok = rd.bufferedFrame(); !ok {
+			return n, 0, nil
 		}
 	}
 }
@@ -260,16 +292,6 @@ func (sc *serverConn) readEnded(err error, idle bool) connEnd {
 		return endClosed
 	}
 	return readEnd(err, idle)
-}
-
-// serveFrame calls h, turning a panic into an error.
-func (s *Server) serveFrame(ctx context.Context, h Handler, c *Conn, p []byte) (end connEnd, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			end, err = endPanic, recovered(s.Logger, v, "remote", c.RemoteAddr())
-		}
-	}()
-	return endHandlerError, h.ServeFrame(ctx, c, p)
 }
 
 // readEnd says why a read error ends a connection; idle tells whether it

@@ -27,6 +27,8 @@ func BenchmarkPingPong64(b *testing.B)    { benchWorkload(b, "pingpong") }
 func BenchmarkRequests64(b *testing.B)    { benchWorkload(b, "requests64") }
 func BenchmarkEcho1M(b *testing.B)        { benchWorkload(b, "echo1m") }
 func BenchmarkWriters8(b *testing.B)      { benchWorkload(b, "writers8") }
+func BenchmarkServer64(b *testing.B)      { benchWorkload(b, "server64") }
+func BenchmarkServer1K(b *testing.B)      { benchWorkload(b, "server1k") }
 
 func benchWorkload(b *testing.B, name string) {
 	w, ok := workloadByName(name)

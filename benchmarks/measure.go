@@ -25,6 +25,7 @@ type Sample struct {
 	Syscalls int64  // read and write system calls of this process, client and server; -1 if unknown
 	Writes   int64  // the write system calls among them; -1 if unknown
 	P50, P99 time.Duration
+	CPU      time.Duration // user and system CPU time of this process, client and server
 }
 
 func (s Sample) FramesPerSec() float64 { return float64(s.Frames) / s.Elapsed.Seconds() }
@@ -67,6 +68,7 @@ func drive(s session, batch int, lim Limits) (Sample, error) {
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
 	r0, w0, ioErr := procIO()
+	cpu0 := cpuTime()
 	start := time.Now()
 	var n int64
 	for n < lim.MaxFrames && time.Since(start) < lim.Dur {
@@ -79,6 +81,7 @@ func drive(s session, batch int, lim Limits) (Sample, error) {
 	if err != nil {
 		return Sample{}, err
 	}
+	cpu1 := cpuTime()
 	r1, w1, ioErr1 := procIO()
 	runtime.ReadMemStats(&m1)
 	smp := Sample{
@@ -87,6 +90,7 @@ func drive(s session, batch int, lim Limits) (Sample, error) {
 		Allocs:   m1.Mallocs - m0.Mallocs,
 		Syscalls: (r1 - r0) + (w1 - w0),
 		Writes:   w1 - w0,
+		CPU:      cpu1 - cpu0,
 	}
 	if ioErr != nil || ioErr1 != nil {
 		smp.Syscalls, smp.Writes = -1, -1

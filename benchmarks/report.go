@@ -145,7 +145,9 @@ func (r *Results) write(out io.Writer, took time.Duration) {
 			}
 		}
 	}
+	r.writeServerOnly(p)
 	r.writeTargets(p)
+	r.writeHotTargets(p)
 	// The rows, in the order they first appear.
 	var shown []Impl
 	for _, w := range workloads() {

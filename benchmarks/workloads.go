@@ -36,6 +36,10 @@ type Workload struct {
 	// apart from all of them.
 	ShowWrites bool
 
+	// ServerOnly marks the server-only sinks, which the report also gives
+	// a table of their own (see writeServerOnly).
+	ServerOnly bool
+
 	open func(w *Workload, im Impl, deadline time.Time) (session, error)
 }
 
@@ -78,7 +82,7 @@ func workloads() []*Workload {
 	all := impls()
 	// with returns all the implementations and then extra ones.
 	with := func(extra ...Impl) []Impl { return append(all[:len(all):len(all)], extra...) }
-	return []*Workload{
+	return append([]*Workload{
 		{Name: "oneway64", Title: "one-way 64 B, pipelined", Size: 64, Batch: 8192, OpFrames: 1,
 			Impls: with(framedSendImpl(), framedWriterImpl(), framedServerImpl()), open: openOneWay},
 		{Name: "oneway1k", Title: "one-way 1 KiB, pipelined", Size: 1024, Batch: 2048, OpFrames: 1,
@@ -95,7 +99,7 @@ func workloads() []*Workload {
 			Impls: with(framedWriterImpl()), open: openBulk},
 		{Name: "writers8", Title: "8 goroutines writing 64 B to one conn", Size: 64, Batch: 8 * 1024, OpFrames: 8 * 1024,
 			Impls: []Impl{mutexWriterImpl(), framedImpl()}, ShowWrites: true, open: openWriters},
-	}
+	}, serverOnlyWorkloads()...)
 }
 
 func workloadByName(name string) (*Workload, bool) {
