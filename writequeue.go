@@ -562,18 +562,22 @@ func (q *writeQueue) close() error {
 		q.mu.Unlock()
 		return fmt.Errorf("framed: close: %w", net.ErrClosed)
 	}
+	wasClosed := q.ncClosed // by a write that failed
 	if q.pending > 0 && q.try != nil && !q.writing && q.state < writeFailed && len(q.large) == 0 {
-		q.writeWith(q.try)
+		q.writeWith(q.try) // may fail, and close the connection itself
 	}
-	wasClosed := q.ncClosed
+	closedHere := !wasClosed && q.ncClosed
 	q.state, q.err, q.ncClosed = writeClosed, errConnClosed, true
 	if q.dlTimer != nil {
 		q.dlTimer.Stop()
 	}
 	q.dropLocked()
 	q.mu.Unlock()
-	err := fmt.Errorf("framed: close: %w", net.ErrClosed) // a failed write closed it
-	if !wasClosed {
+	var err error
+	switch {
+	case wasClosed:
+		err = fmt.Errorf("framed: close: %w", net.ErrClosed)
+	case !closedHere:
 		err = q.nc.Close()
 	}
 	q.done.Wait()
