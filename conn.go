@@ -217,9 +217,12 @@ func (c *Conn) CloseWrite() error {
 	return c.q.closeWrite(cw.CloseWrite)
 }
 
-// Close closes the connection. Frames still queued are dropped: call Flush
-// first to send them. A blocked ReadFrame, WriteFrame or Flush returns an
-// error matching [net.ErrClosed], as does a second Close.
+// Close closes the connection. Frames still queued go out first if a
+// plain socket takes them at once, with no write in flight; otherwise they
+// are dropped: call Flush (or CloseWrite) first to be sure they are sent.
+// A blocked ReadFrame, WriteFrame or Flush returns an error matching
+// [net.ErrClosed], as does a second Close. Close returns once the write
+// queue's goroutine, if any, has stopped.
 func (c *Conn) Close() error { return c.q.close() }
 
 // SetDeadline sets the read and write deadlines, as [net.Conn] does.
