@@ -161,7 +161,7 @@ func expectConnEnd(r *framed.Reader, what string) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%s: part of a reply arrived, then the connection ended", what)
 	case errors.Is(err, framed.ErrFrameTooLarge), errors.Is(err, framed.ErrInvalidLength):
-		return fmt.Errorf("%s: a reply began where the connection should end (%v): the server sent the bad header back", what, err)
+		return fmt.Errorf("%s: a reply whose header no conforming server sends (%v) came where the connection should end", what, err)
 	}
 	return fmt.Errorf("%s: the connection did not end: %w", what, explain(err))
 }

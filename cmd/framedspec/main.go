@@ -212,8 +212,12 @@ func summarize(w io.Writer, results []framedtest.ConformanceResult, took time.Du
 			failedIDs = append(failedIDs, r.ID+" (recommended)")
 		}
 	}
-	fmt.Fprintf(w, "\n%d cases in %.1fs: %d passed, %d failed (%d required, %d recommended), %d skipped\n",
-		len(results), took.Seconds(), passed, failedReq+failedRec, failedReq, failedRec, skipped)
+	noun := "cases"
+	if len(results) == 1 {
+		noun = "case"
+	}
+	fmt.Fprintf(w, "\n%d %s in %.1fs: %d passed, %d failed (%d required, %d recommended), %d skipped\n",
+		len(results), noun, took.Seconds(), passed, failedReq+failedRec, failedReq, failedRec, skipped)
 	if len(failedIDs) > 0 {
 		fmt.Fprintf(w, "failed: %s\n", strings.Join(failedIDs, ", "))
 	}
