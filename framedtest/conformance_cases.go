@@ -552,7 +552,7 @@ func caseStalledHeader(e *env) error {
 }
 
 func caseBackpressure(e *env) error {
-	const total = 12 << 20
+	const total = 8 << 20
 	size := min(e.limit, 16<<10)
 	var stream []byte
 	var payloads [][]byte

@@ -2,10 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 
@@ -45,17 +45,22 @@ func echoRaw(c net.Conn) {
 // the payload a header announces, however large, and echoes it. (It grows
 // its buffer as bytes arrive, so that a test of it stays small.)
 func echoNoLimit(c net.Conn) {
-	r := bufio.NewReader(c)
-	var h [4]byte
+	r := bufio.NewReaderSize(c, 64<<10)
 	for {
-		if _, err := io.ReadFull(r, h[:]); err != nil {
+		h := make([]byte, 4, 64<<10)
+		if _, err := io.ReadFull(r, h); err != nil {
 			return
 		}
-		var p bytes.Buffer
-		if _, err := io.CopyN(&p, r, int64(binary.LittleEndian.Uint32(h[:]))); err != nil {
-			return
+		frame := h
+		for rest := int(binary.LittleEndian.Uint32(h)); rest > 0; {
+			k := min(rest, 1<<20)
+			frame = slices.Grow(frame, k)[:len(frame)+k]
+			if _, err := io.ReadFull(r, frame[len(frame)-k:]); err != nil {
+				return
+			}
+			rest -= k
 		}
-		if _, err := c.Write(append(h[:], p.Bytes()...)); err != nil {
+		if _, err := c.Write(frame); err != nil {
 			return
 		}
 	}

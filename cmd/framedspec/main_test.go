@@ -52,6 +52,7 @@ func echoServer(t *testing.T, f framed.Format) string {
 }
 
 func TestFramedEchoServerPassesEveryCase(t *testing.T) {
+	t.Parallel()
 	code, out := framedspec(t, echoServer(t, framed.Format{}))
 	assert.Equal(t, 0, code)
 	assert.Empty(t, failed(out))
@@ -61,6 +62,7 @@ func TestFramedEchoServerPassesEveryCase(t *testing.T) {
 }
 
 func TestEveryFormatPasses(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		give     []string
 		format   framed.Format
@@ -86,6 +88,7 @@ func TestEveryFormatPasses(t *testing.T) {
 }
 
 func TestBrokenServersFailTheRightCases(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		serve  func(net.Conn)
@@ -105,7 +108,7 @@ func TestBrokenServersFailTheRightCases(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			addr := startBroken(t, tt.serve, tt.serial)
-			code, out := framedspec(t, "-timeout", "5s", addr)
+			code, out := framedspec(t, "-timeout", "6s", addr)
 			assert.Equal(t, 1, code, "a required case fails")
 			assert.Equal(t, tt.want, failed(out))
 			assert.Contains(t, out, "failed: ")
