@@ -17,6 +17,9 @@
 //     the bytes going one way, after Toxiproxy's toxics: on one connection
 //     with [WrapConn], or between any client and server with [NewProxy].
 //     They may be changed while bytes flow.
+//   - [Conformance] runs the numbered conformance cases of cmd/framedspec
+//     against an echo server, each as a subtest: size edges, every split
+//     and merge, limits, half-close, concurrency and backpressure.
 //
 // The package uses only the standard library and framed, so importing it
 // adds nothing to a module's dependencies.

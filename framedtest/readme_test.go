@@ -60,6 +60,14 @@ func TestOneBytePerRead(t *testing.T) {
 	assert.Equal(t, "whole", string(reply))
 }
 
+func TestEchoConforms(t *testing.T) {
+	srv := framedtest.NewUnstartedServer(framed.EchoHandler{})
+	srv.Config.Format = framed.Format{MaxFrameSize: 64 << 10}
+	srv.Start()
+	defer srv.Close()
+	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: srv.Config.Format})
+}
+
 // TestREADMEShowsTheseTests checks every Go snippet of README's "Testing
 // your service" section is in this file word for word.
 func TestREADMEShowsTheseTests(t *testing.T) {
@@ -71,7 +79,7 @@ func TestREADMEShowsTheseTests(t *testing.T) {
 	require.True(t, ok, "README has the section")
 	section, _, _ = strings.Cut(section, "\n## ")
 	snippets := regexp.MustCompile("(?s)```go\n(.*?)```").FindAllStringSubmatch(section, -1)
-	require.Len(t, snippets, 3)
+	require.Len(t, snippets, 4)
 	for _, m := range snippets {
 		assert.Contains(t, string(self), m[1])
 	}

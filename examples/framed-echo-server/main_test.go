@@ -10,6 +10,7 @@ import (
 	"github.com/framed-go/framed"
 	"github.com/framed-go/framed/examples/internal/cli"
 	"github.com/framed-go/framed/examples/internal/exampletest"
+	"github.com/framed-go/framed/framedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -32,20 +33,20 @@ func TestEchoesFramesAndEnforcesMaxFrame(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello", string(reply))
 
-	// A header above -max-frame ends that connection.
-	raw, err := net.DialTimeout("tcp", srv.Addr, 5*time.Second)
-	require.NoError(t, err)
-	defer raw.Close()
-	require.NoError(t, raw.SetDeadline(time.Now().Add(5*time.Second)))
-	rc := framed.NewConn(raw, framed.ConnConfig{})
-	require.NoError(t, rc.WriteFrame(make([]byte, 17)))
-	_, err = rc.ReadFrame()
-	assert.Error(t, err, "the server should close a connection that sent a 17-byte frame")
+	// A frame above -max-frame ends that connection, with no reply.
+	framedtest.NewScript().Send(make([]byte, 17)).ExpectClosed(5*time.Second).RunAddr(t, srv.Addr)
 
 	// The first client is unaffected.
 	reply, err = client.Request(ctx, []byte("again"))
 	require.NoError(t, err)
 	assert.Equal(t, "again", string(reply))
+}
+
+// TestPassesConformance holds the server, as its flags start it, to what
+// framedspec checks; CI also runs framedspec against the built program.
+func TestPassesConformance(t *testing.T) {
+	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-max-frame", "1000")
+	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: framed.Format{MaxFrameSize: 1000}})
 }
 
 func TestShutdownPrintsStats(t *testing.T) {
@@ -64,14 +65,7 @@ func TestShutdownPrintsStats(t *testing.T) {
 func TestShutdownCountsRefusedConnections(t *testing.T) {
 	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-max-frame", "16")
 	for _, header := range [][]byte{{17, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
-		raw, err := net.DialTimeout("tcp", srv.Addr, 5*time.Second)
-		require.NoError(t, err)
-		require.NoError(t, raw.SetDeadline(time.Now().Add(5*time.Second)))
-		_, err = raw.Write(header)
-		require.NoError(t, err)
-		_, err = raw.Read(make([]byte, 1))
-		assert.Error(t, err, "the server closes a connection after header %x", header)
-		raw.Close()
+		framedtest.NewScript().SendRaw(header).ExpectClosed(5*time.Second).RunAddr(t, srv.Addr)
 	}
 	srv.Stop()
 	assert.Contains(t, srv.Output(), "stopped: 2 connections, 0 frames in, 0 frames out, 1 refused as too large, 1 with an invalid length")
