@@ -137,6 +137,11 @@ func SelectCases(opts ConformanceOptions) ([]ConformanceCase, error) {
 // each result as it comes. It returns every result, or an error if opts
 // selects nothing valid or ctx ends.
 func RunConformance(ctx context.Context, addr string, opts ConformanceOptions, report func(ConformanceResult)) ([]ConformanceResult, error) {
+	if f := opts.Format; f.LengthOffset != 0 || f.LengthAdjust != 0 {
+		// The cases write raw headers and frames down to zero bytes,
+		// which such layouts cannot carry.
+		return nil, fmt.Errorf("framedtest: the conformance cases speak length prefixes only, not layouts with LengthOffset %d or LengthAdjust %d", f.LengthOffset, f.LengthAdjust)
+	}
 	if _, err := opts.Format.Encode(nil); err != nil {
 		return nil, err
 	}

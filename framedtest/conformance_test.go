@@ -131,6 +131,13 @@ func TestRunConformanceSkipsWhatTheFormatCannotSay(t *testing.T) {
 
 func TestRunConformanceRefusesABadFormat(t *testing.T) {
 	_, err := framedtest.RunConformance(context.Background(), "127.0.0.1:1",
-		framedtest.ConformanceOptions{Format: framed.Format{HeaderSize: 3}}, nil)
+		framedtest.ConformanceOptions{Format: framed.Format{HeaderSize: 5}}, nil)
 	assert.ErrorIs(t, err, framed.ErrInvalidFormat)
+}
+
+func TestRunConformanceRefusesLayouts(t *testing.T) {
+	_, err := framedtest.RunConformance(context.Background(), "127.0.0.1:1",
+		framedtest.ConformanceOptions{Format: framed.Format{LengthOffset: 4}}, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "LengthOffset 4")
 }

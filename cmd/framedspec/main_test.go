@@ -177,7 +177,7 @@ func TestUsageAndUnreachable(t *testing.T) {
 		want int
 	}{
 		{give: nil, want: 2},
-		{give: []string{"-size", "3", "127.0.0.1:1"}, want: 2},
+		{give: []string{"-size", "5", "127.0.0.1:1"}, want: 2},
 		{give: []string{"-only", "9.9", "127.0.0.1:1"}, want: 2},
 		{give: []string{"-timeout", "0s", "127.0.0.1:1"}, want: 2},
 		{give: []string{"-nope"}, want: 2},
