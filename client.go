@@ -430,7 +430,15 @@ func (c *Client) readReplies() {
 					c.fail(err)
 					return
 				}
-				continue // the debt was paid meanwhile: read on
+				// The debt was paid meanwhile, or the deadline was not
+				// the debt's (say, one set on the Conn before NewClient):
+				// with nothing owed, read with none.
+				c.mu.Lock()
+				if c.owed == 0 {
+					c.conn.SetReadDeadline(time.Time{})
+				}
+				c.mu.Unlock()
+				continue
 			}
 			c.fail(c.readFailure(err))
 			return

@@ -361,8 +361,8 @@ func (q *writeQueue) flushLocked() error {
 		}
 	}
 	switch q.state {
-	case writeOpen, writeClosing:
-		return nil
+	case writeOpen, writeClosing, writeShut:
+		return nil // every frame queued before the FIN is on the wire
 	}
 	return q.errLocked()
 }
@@ -395,14 +395,24 @@ func (q *writeQueue) writeWith(try func([]byte) (int, error)) {
 	}
 	q.mu.Lock()
 	q.writing = false
+	if try == nil && q.writeTimeout > 0 && err == nil {
+		// Take WriteTimeout's deadline off the socket, back to the
+		// caller's: a write that does not wait (an inline one) would
+		// otherwise meet it long after, and fail.
+		err = q.nc.SetWriteDeadline(q.deadline)
+	}
 	if q.counts != nil {
 		q.counts.bytes -= int64(size) - n
 	}
 	q.written += n
 	if err == nil && n < int64(size) {
-		// A try that could not write it all: put the rest back in front.
+		// A try that could not write it all: put the rest back in front,
+		// and move the places of large frames queued meanwhile with it.
 		rest := b[n:]
 		q.buf = append(rest[:len(rest):len(rest)], q.buf...)
+		for i := range q.large {
+			q.large[i].at += len(rest)
+		}
 		q.pending += len(rest)
 		b = nil
 	}
@@ -563,21 +573,21 @@ func (q *writeQueue) close() error {
 		return fmt.Errorf("framed: close: %w", net.ErrClosed)
 	}
 	wasClosed := q.ncClosed // by a write that failed
-	if q.pending > 0 && q.try != nil && !q.writing && q.state < writeFailed && len(q.large) == 0 {
-		q.writeWith(q.try) // may fail, and close the connection itself
+	try := q.pending > 0 && q.try != nil && !q.writing && q.state < writeFailed && len(q.large) == 0
+	// Closed from here on, for every other caller, a second Close
+	// included, also while the last write below is in flight.
+	q.state, q.err = writeClosed, errConnClosed
+	if try {
+		q.writeWith(q.try) // what the socket takes at once; an error is moot
 	}
-	closedHere := !wasClosed && q.ncClosed
-	q.state, q.err, q.ncClosed = writeClosed, errConnClosed, true
+	q.ncClosed = true
 	if q.dlTimer != nil {
 		q.dlTimer.Stop()
 	}
 	q.dropLocked()
 	q.mu.Unlock()
-	var err error
-	switch {
-	case wasClosed:
-		err = fmt.Errorf("framed: close: %w", net.ErrClosed)
-	case !closedHere:
+	err := fmt.Errorf("framed: close: %w", net.ErrClosed)
+	if !wasClosed {
 		err = q.nc.Close()
 	}
 	q.done.Wait()
