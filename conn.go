@@ -185,8 +185,10 @@ func (c *Conn) readErr(err error) error {
 // being written goes out at once. Use Flush to wait until every queued
 // frame is written.
 //
-// A p longer than the Format's limit is a [*FrameTooLargeError]; nothing is
-// sent and the Conn stays usable. When MaxPendingBytes are queued
+// A p longer than the Format's limit is a [*FrameTooLargeError], and one
+// shorter than its layout's header fields a [*FrameTooShortError]; nothing
+// is sent and the Conn stays usable, as it does when the write deadline has
+// passed (an error matching [os.ErrDeadlineExceeded]). When MaxPendingBytes are queued
 // WriteFrame blocks until the queue drains, the write deadline passes, or
 // the Conn is closed; a writer that gives up waiting gets a
 // [*StalledError], has queued nothing, and the Conn stays usable.
