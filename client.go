@@ -426,18 +426,19 @@ func (c *Client) readReplies() {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				if err := c.checkDebt(); err != nil {
-					c.fail(err)
-					return
-				}
-				// The debt was paid meanwhile, or the deadline was not
-				// the debt's (say, one set on the Conn before NewClient):
-				// with nothing owed, read with none.
 				c.mu.Lock()
+				debt := c.debtLocked()
 				if c.owed == 0 {
+					// The debt was paid meanwhile, or the deadline was
+					// not the debt's (say, one set on the Conn before
+					// NewClient): with nothing owed, read with none.
 					c.conn.SetReadDeadline(time.Time{})
 				}
 				c.mu.Unlock()
+				if debt != nil {
+					c.fail(debt)
+					return
+				}
 				continue
 			}
 			c.fail(c.readFailure(err))
@@ -459,24 +460,23 @@ func (c *Client) readReplies() {
 				c.conn.SetReadDeadline(time.Time{}) // out of debt
 			}
 		}
+		debt := c.debtLocked()
 		c.mu.Unlock()
 		if abandoned {
 			c.calls.Put(cl)
 		} else {
 			cl.finish(clone(p), nil)
 		}
-		if err := c.checkDebt(); err != nil {
-			c.fail(err)
+		if debt != nil {
+			c.fail(debt)
 			return
 		}
 	}
 }
 
-// checkDebt returns [ErrOutOfStep], wrapped, when replies owed to
+// debtLocked returns [ErrOutOfStep], wrapped, when replies owed to
 // abandoned Requests have been owed for longer than LateReplyTimeout.
-func (c *Client) checkDebt() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *Client) debtLocked() error {
 	if c.owed == 0 || time.Since(c.owedSince) < c.lateReply {
 		return nil
 	}

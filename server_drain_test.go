@@ -60,6 +60,9 @@ func TestServerBadHeaderAfterPipelinedFrames(t *testing.T) {
 			st := s.Stats()
 			assert.EqualValues(t, frames, st.FramesOut, "FramesOut")
 			assert.EqualValues(t, 1, tt.count(st), "counted")
+			// The peer neither closed nor stopped reading from its end
+			// during the half second the server lingered.
+			assert.EqualValues(t, 1, st.LingerTimeouts, "LingerTimeouts")
 		})
 	}
 }
