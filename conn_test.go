@@ -452,15 +452,7 @@ func TestConnSlowReaderDeadline(t *testing.T) {
 // Conn goes on once the write completes.
 func TestConnQueueWaitTimeout(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		na, nb := tr.pair(t)
-		g := newGatedConn(t, na)
-		a := framed.NewConn(g, framed.ConnConfig{MaxPendingBytes: 100})
-		b := framed.NewConn(nb, framed.ConnConfig{})
-		t.Cleanup(func() {
-			a.Close()
-			b.Close()
-		})
-		frames, errc := readConnFrames(t, b)
+		g, a, frames, errc := gatedPair(t, tr, framed.ConnConfig{MaxPendingBytes: 100})
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame([]byte("first")) }()
@@ -1001,15 +993,7 @@ func TestConnFlush(t *testing.T) {
 		perWriter = 50
 	)
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		na, nb := tr.pair(t)
-		g := newGatedConn(t, na)
-		a := framed.NewConn(g, framed.ConnConfig{})
-		b := framed.NewConn(nb, framed.ConnConfig{})
-		t.Cleanup(func() {
-			a.Close()
-			b.Close()
-		})
-		frames, errc := readConnFrames(t, b)
+		g, a, frames, errc := gatedPair(t, tr, framed.ConnConfig{})
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, nil)) }()
@@ -1118,15 +1102,7 @@ func TestConnCoalescing(t *testing.T) {
 		total     = writers*perWriter + 1
 	)
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		na, nb := tr.pair(t)
-		g := newGatedConn(t, na)
-		a := framed.NewConn(g, framed.ConnConfig{})
-		b := framed.NewConn(nb, framed.ConnConfig{})
-		t.Cleanup(func() {
-			a.Close()
-			b.Close()
-		})
-		frames, errc := readConnFrames(t, b)
+		g, a, frames, errc := gatedPair(t, tr, framed.ConnConfig{})
 
 		first := make(chan error, 1)
 		go func() { first <- a.WriteFrame(stressFrame(nil, writers, 0, make([]byte, 54))) }()

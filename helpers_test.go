@@ -180,6 +180,23 @@ func wait[T any](tb testing.TB, ch <-chan T, what string) T {
 	}
 }
 
+// gatedPair returns a Conn over tr whose first Write g holds, and the
+// frames its peer reads, as readConnFrames gives them. Cleanup closes
+// both ends.
+func gatedPair(t *testing.T, tr transport, cfg framed.ConnConfig) (g *gatedConn, a *framed.Conn, frames <-chan []byte, errc <-chan error) {
+	t.Helper()
+	na, nb := tr.pair(t)
+	g = newGatedConn(t, na)
+	a = framed.NewConn(g, cfg)
+	b := framed.NewConn(nb, framed.ConnConfig{})
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
+	frames, errc = readConnFrames(t, b)
+	return g, a, frames, errc
+}
+
 // readConnFrames reads frames on c in a goroutine until it fails, sending a
 // copy of each on the returned channel, and its final error on errc. The
 // test's cleanup closes c, stops the goroutine and waits for it.

@@ -25,15 +25,7 @@ import (
 func TestConnLoneWriterBatches(t *testing.T) {
 	const frames = 1000
 	forEachTransport(t, func(t *testing.T, tr transport) {
-		na, nb := tr.pair(t)
-		g := newGatedConn(t, na)
-		a := framed.NewConn(g, framed.ConnConfig{})
-		b := framed.NewConn(nb, framed.ConnConfig{})
-		t.Cleanup(func() {
-			a.Close()
-			b.Close()
-		})
-		got, errc := readConnFrames(t, b)
+		g, a, got, errc := gatedPair(t, tr, framed.ConnConfig{})
 
 		require.NoError(t, a.WriteFrame(frameOf(0, 64)))
 		wait(t, g.entered, "the first write")
