@@ -101,8 +101,10 @@ var endNames = [...]string{
 func (e connEnd) String() string { return endNames[e] }
 
 // discards reports whether a connection that ends this way drops the
-// replies still queued: only Close and a failed write do. Every other end
-// sends them, then a FIN, and lingers (see lingerClose).
+// replies still queued: Close, a failed or timed-out write, and a broken
+// connection (a reset, a failed TLS handshake), which could not carry
+// them anyway. Every other end sends them, then a FIN, and lingers (see
+// lingerClose).
 func (e connEnd) discards() bool {
 	return e == endClosed || e == endWriteTimeout || e == endConnError
 }
