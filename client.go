@@ -212,12 +212,9 @@ func (c *Client) Send(ctx context.Context, msg []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	q := &c.conn.q
-	if _, err := q.enqueue(ctx, msg, false, nil); err != nil {
+	if err := c.conn.q.send(ctx, nil, msg, sendStream, nil); err != nil {
 		return c.writeFailure(err)
 	}
-	q.kickLocked()
-	q.mu.Unlock()
 	return nil
 }
 
@@ -333,28 +330,21 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	if cl == nil {
 		cl = &call{done: make(chan struct{}, 1)}
 	}
-	q := &c.conn.q
-	lone := false
-	_, err := q.enqueue(ctx, msg, false, func() error {
+	// A lone Request writes its frame itself, with no hand-off; pipelined
+	// ones share the writes of the Conn's writer goroutine.
+	err := c.conn.q.send(ctx, nil, msg, sendNow, func() (lone bool, err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.err != nil {
-			return c.err
+			return false, c.err
 		}
-		lone = c.pending.n == 0
 		c.pending.push(cl)
-		return nil
+		return c.pending.n == 1, nil
 	})
 	if err != nil {
 		c.calls.Put(cl) // never queued
 		return nil, c.writeFailure(err)
 	}
-	if lone {
-		q.tryWriteLocked() // no hand-off for a lone request
-	} else {
-		q.kickLocked() // pipelined: share the writer goroutine's next write
-	}
-	q.mu.Unlock()
 
 	select {
 	case <-cl.done:

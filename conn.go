@@ -1,6 +1,7 @@
 package framed
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -41,11 +42,21 @@ type ConnConfig struct {
 // ReadFrame may be called by one goroutine at a time. WriteFrame, Flush,
 // CloseWrite, Close and the deadline and address methods may be called by
 // any number of goroutines, also while ReadFrame runs. Frames from
-// concurrent writers never interleave. Frames that writers queue while
-// another write is in flight go out together in the next write, so many
-// small writers, or one writing in a loop, do not mean many system calls.
-// The write queue's own goroutine does those writes; it exists only while
-// frames wait, and Close stops it.
+// concurrent writers never interleave.
+//
+// # When frames go out
+//
+// A lone frame, one written when nothing is queued and the peer has sent
+// something or nothing has been written for a moment (a request, a reply,
+// a heartbeat), goes out at once, in the writer's own goroutine. Frames
+// that follow it back to back are a stream: they gather into batches of
+// 64 KiB, as in a bufio.Writer, and what is left goes out once the stream
+// pauses (for about 50 µs), or at once when someone calls Flush, closes
+// the Conn, or starts a ReadFrame that must wait for the peer. So a
+// goroutine that writes frames in a loop makes as many system calls as a
+// bufio loop, and one that writes a frame and then reads the reply never
+// waits on its own frame. A goroutine of the Conn's own writes what no
+// caller does; it exists only while frames wait, and Close stops it.
 //
 // A goroutine that writes many frames to a peer that answers each one,
 // and only then reads, deadlocks: the replies fill the buffers, the peer
@@ -59,7 +70,10 @@ type ConnConfig struct {
 // matching [net.ErrClosed], over TCP, TLS and [net.Pipe] alike. A failed or
 // timed-out network write closes the connection, since part of a frame may
 // have gone out and cannot be taken back; every later write returns that
-// error.
+// error. The peer never reads a clean end of the stream inside a frame:
+// when a write stops inside one (it failed, or Close stopped it), a TCP
+// connection is reset rather than closed. (A [net.Pipe] cannot be reset:
+// its peer then reads [io.ErrUnexpectedEOF].)
 type Conn struct {
 	nc net.Conn
 	rd *Reader
@@ -74,9 +88,13 @@ type countingReader struct {
 	r     io.Reader
 	n     atomic.Int64
 	heard atomic.Bool // bytes arrived since the write queue last looked
+	q     *writeQueue // whose stream frames go out before a read waits
 }
 
 func (r *countingReader) Read(p []byte) (int, error) {
+	if r.q != nil {
+		r.q.sendStream() // a reader about to wait for the peer sends what it has
+	}
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.got(n)
@@ -104,6 +122,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	fc.rd.wait = idleReader(c, fc.rd, &fc.in)
 	fc.q.init(c, cfg)
 	fc.q.heard = &fc.in.heard
+	fc.in.q = &fc.q
 	return fc
 }
 
@@ -178,26 +197,42 @@ func (c *Conn) readErr(err error) error {
 	return err
 }
 
-// WriteFrame sends p as one frame. It returns once the frame is queued;
-// the frames queued while a write is in flight go out together in the
-// next write, so a goroutine that writes frames back to back makes about
-// as many system calls as a bufio loop. A frame queued when nothing is
-// being written goes out at once. Use Flush to wait until every queued
+// WriteFrame sends p as one frame. It returns once the frame is queued,
+// and the frame goes out as the Conn's doc says: at once when it is lone,
+// and otherwise with the frames around it, in batches. Inside a
+// [Handler], the Conn holds replies until the handler's run of frames
+// ends, and sends them together. Use Flush to wait until every queued
 // frame is written.
 //
 // A p longer than the Format's limit is a [*FrameTooLargeError], and one
 // shorter than its layout's header fields a [*FrameTooShortError]; nothing
 // is sent and the Conn stays usable, as it does when the write deadline has
-// passed (an error matching [os.ErrDeadlineExceeded]). When MaxPendingBytes are queued
-// WriteFrame blocks until the queue drains, the write deadline passes, or
-// the Conn is closed; a writer that gives up waiting gets a
-// [*StalledError], has queued nothing, and the Conn stays usable.
-// Payloads of 64 KiB and more are not copied: they are written from p, and
-// WriteFrame returns after that write.
+// passed (an error matching [os.ErrDeadlineExceeded]). When MaxPendingBytes
+// are queued WriteFrame writes the queue itself, or waits for the write in
+// flight, until there is room, the write deadline passes, or the Conn is
+// closed; a writer that gives up waiting gets a [*StalledError], has
+// queued nothing, and the Conn stays usable. Payloads of 64 KiB and more
+// are not copied: they are written from p, and WriteFrame returns after
+// that write.
 //
 // An error from an earlier write that failed (see [Conn]) is returned by
 // the next WriteFrame.
-func (c *Conn) WriteFrame(p []byte) error { return c.q.writeFrame(p) }
+func (c *Conn) WriteFrame(p []byte) error { return c.writeFrame(nil, p) }
+
+// WriteFrameParts sends head followed by body as one frame, as WriteFrame
+// does with their concatenation, without the caller concatenating them:
+// a reply that repeats the request's header fields, say. The limits apply
+// to len(head)+len(body). A body of 64 KiB or more is written from body
+// itself, and WriteFrameParts returns after that write.
+func (c *Conn) WriteFrameParts(head, body []byte) error { return c.writeFrame(head, body) }
+
+func (c *Conn) writeFrame(head, body []byte) error {
+	kind := sendStream
+	if len(body) >= directWriteSize {
+		kind = sendDirect
+	}
+	return c.q.send(context.Background(), head, body, kind, nil)
+}
 
 // Flush waits until every frame queued so far is written, the write
 // deadline passes, or the write side fails. Frames queued after Flush is
@@ -220,11 +255,13 @@ func (c *Conn) CloseWrite() error {
 }
 
 // Close closes the connection. Frames still queued go out first if a
-// plain socket takes them at once, with no write in flight; otherwise they
-// are dropped: call Flush (or CloseWrite) first to be sure they are sent.
-// A blocked ReadFrame, WriteFrame or Flush returns an error matching
-// [net.ErrClosed], as does a second Close. Close returns once the write
-// queue's goroutine, if any, has stopped.
+// plain socket takes them at once; otherwise they are dropped: call Flush
+// (or CloseWrite) first to be sure they are sent. A write in flight is
+// stopped at once. If the bytes sent then end inside a frame, a TCP
+// connection is reset, so the peer reads a reset after the last whole
+// frame, never a clean end inside one. A blocked ReadFrame, WriteFrame or
+// Flush returns an error matching [net.ErrClosed], as does a second Close.
+// Close returns once the Conn's writer goroutine, if any, has stopped.
 func (c *Conn) Close() error { return c.q.close() }
 
 // SetDeadline sets the read and write deadlines, as [net.Conn] does.

@@ -37,7 +37,7 @@ type serverConn struct {
 	state    atomic.Int32
 	wake     sync.Mutex   // orders Shutdown's wake-up of an idle connection before the connection's own deadlines
 	framesIn atomic.Int64 // stored after each run of frames
-	out      writeCounts  // guarded by c's write queue
+	out      writeCounts  // counted by c's write queue
 
 	// Used by the connection's goroutine alone.
 	corked  bool
@@ -165,7 +165,7 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 		}
 		if !sc.corked {
 			// Hold replies until the frames buffered now are served.
-			c.q.setCorked(true)
+			c.q.cork()
 			sc.corked = true
 		}
 		n, end, err := s.serveRun(ctx, h, sc, p)
@@ -219,7 +219,11 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 // the next frame's first byte. stop tells the connection to end.
 func (s *Server) endRun(sc *serverConn) (end connEnd, err error, stop bool) {
 	c := sc.c
-	err = c.q.flushUncork(sc.corked)
+	if sc.corked {
+		err = c.q.uncork()
+	} else {
+		err = c.q.flush()
+	}
 	sc.corked = false
 	if err != nil {
 		return writeEnd(err), err, true

@@ -13,10 +13,19 @@ import (
 	"time"
 )
 
-// directWriteSize is the payload size from which a frame is written from
-// the caller's slice (one vectored write with the bytes queued before it)
-// instead of being copied into the queue.
+// directWriteSize is the payload size from which WriteFrame writes a frame
+// from the caller's slice (one vectored write with the bytes queued before
+// it) instead of copying it into the queue.
 const directWriteSize = 64 << 10
+
+// batchSize is how many bytes a stream of frames gathers before they are
+// written: a bufio.Writer of this size makes as many system calls.
+const batchSize = 64 << 10
+
+// streamQuiet is how long a stream adds no frame before the frames it left
+// waiting are written, and how long the network must have been written
+// nothing for a frame to count as lone and go out at once.
+const streamQuiet = 50 * time.Microsecond
 
 // keepQueueCap is the largest queue buffer a write queue keeps while
 // nothing is being written. While writes go on it keeps its buffers up to
@@ -43,7 +52,7 @@ var (
 // [os.ErrDeadlineExceeded] or the context's error.
 type StalledError struct {
 	Pending int           // bytes queued and not yet taken by the network
-	Waited  time.Duration // how long the write waited
+	Waited  time.Duration // how long the writer waited for room, or the network write ran
 	Err     error         // why it stopped waiting
 }
 
@@ -62,35 +71,89 @@ func (e *StalledError) Unwrap() error { return e.Err }
 // Timeout reports whether the cause is a timeout, as [net.Error] does.
 func (e *StalledError) Timeout() bool { return errors.Is(e.Err, os.ErrDeadlineExceeded) }
 
-// writeState is where a write queue is in its life. It only moves forward.
+// writeState is where a write queue is in its life: open, then closing
+// (CloseWrite drains the queue) and shut (the FIN is sent), or failed (a
+// write failed, or the Format is invalid), or closed (Close).
 type writeState uint8
 
 const (
-	writeOpen    writeState = iota // frames are admitted and written
-	writeClosing                   // CloseWrite has begun: nothing new is admitted; the queue drains
-	writeShut                      // the FIN is sent; reading may go on
-	writeFailed                    // the Format is invalid, or a write failed and closed the connection
-	writeClosed                    // Close
+	writeOpen writeState = iota
+	writeClosing
+	writeShut
+	writeFailed
+	writeClosed
 )
+
+// admits reports whether new frames are taken.
+func (s writeState) admits() bool { return s == writeOpen }
+
+// writes reports whether frames already taken still go out.
+func (s writeState) writes() bool { return s == writeOpen || s == writeClosing }
 
 // writeCounts is what a server counts of a connection's writes.
 type writeCounts struct {
-	frames int64 // frames admitted for which the writer was, or will be, told nil
-	bytes  int64 // bytes written, or being written, to the network
+	frames atomic.Int64 // frames admitted for which the writer was, or will be, told nil
+	bytes  atomic.Int64 // bytes written, or being written, to the network
 }
+
+// token is the right to write to the network, and what its holder does
+// with it.
+type token uint8
+
+const (
+	tokenFree    token = iota // nobody holds it: the next writer takes it
+	tokenHeld                 // held, with no write in flight
+	tokenTrying               // a write that never blocks is in flight
+	tokenWriting              // a write that may block is in flight
+)
+
+// held reports whether somebody holds the token.
+func (t token) held() bool { return t != tokenFree }
+
+// sendKind says how soon a frame goes out.
+type sendKind uint8
+
+const (
+	// sendStream is a frame of WriteFrame or Send: it goes out at once if
+	// it is lone, and otherwise with the frames around it, once a batch
+	// has gathered, the stream goes quiet, or someone flushes or reads.
+	sendStream sendKind = iota
+	// sendNow is a Request's frame: its caller waits for the reply, so the
+	// frame is due at once, and shares the write of the frames queued with it.
+	sendNow
+	// sendDirect is a frame whose large body is written from the caller's
+	// slice: due at once, and the caller waits until it is written.
+	sendDirect
+)
 
 // writeQueue is a Conn's write side: the frames waiting to go out, who
 // writes them, and how the write side ends.
 //
-// Frames are appended to buf under mu. Whoever finds buf not empty and no
-// write in flight may write it: a Flush, a writer of a large frame, a
-// Request, or the queue's own writer goroutine, which is started when a
-// frame lands in a queue nobody writes and exits once the queue is empty.
-// So a lone frame goes out at once, and frames that a goroutine writes
-// while a write is in flight, whether its own or another's, share the
-// next write: a goroutine streaming frames back to back makes about one
-// system call per write's worth of frames, as a bufio loop does.
+// # Who writes
+//
+// One goroutine at a time owns the socket: it takes the write token
+// (tok) under mu, writes with mu released, and hands the token back
+// with releaseLocked. Only writeOutLocked writes to the network, with one
+// blocking write or one try that never blocks. Any of these may hold the
+// token: a caller writing a lone frame or a Request inline (a try), a
+// Flush, CloseWrite or a writer of a large frame (blocking: they wait for
+// the bytes anyway), a writer making room in a full queue, Close (a last
+// try), and the writer goroutine, which runs while frames wait and writes
+// those no caller writes.
+//
+// # When
+//
+// Frames are appended to buf. Bytes up to the stream position due must go
+// out now; those past it wait for more. A frame is due at once when it is
+// lone (the queue is empty, and the peer has spoken or the network has
+// been quiet since the last write), a Request, or large; a stream's frames
+// become due when a batch has gathered, when the stream adds no frame for
+// streamQuiet, and when someone flushes, closes, or reads from the peer.
+// So a goroutine writing frames back to back makes as many system calls
+// as a bufio loop, however the scheduler runs it, and a lone frame is
+// never delayed.
 type writeQueue struct {
+	// Set by init, then only read.
 	nc           net.Conn
 	f            Format
 	limit        int
@@ -102,33 +165,41 @@ type writeQueue struct {
 	try          func([]byte) (int, error) // one write that never blocks, or nil
 	runFn        func()                    // run, made once so that starting it does not allocate
 	heard        *atomic.Bool              // set when bytes arrive from the peer, or nil
-	counts       *writeCounts              // set by a server before use
+	counts       *writeCounts              // set by a server before use, or nil
+	wake         chan struct{}             // wakes the writer goroutine from its wait for quiet
 
-	mu       sync.Mutex
-	state    writeState
-	err      error         // why the queue is failed or closed
-	buf      []byte        // frames waiting: headers and copied payloads
-	large    []directFrame // payloads written from the caller's slice, in order
-	pending  int           // bytes waiting: buf and the large payloads
-	writing  bool          // a write is in flight; its writer owns spare, spareLarge and iov
-	writer   bool          // the writer goroutine runs
-	corked   bool          // hold frames until Flush
-	alone    bool          // the frame enqueue just admitted found the queue empty
-	inlined  bool          // WriteFrame wrote a lone frame itself, and the peer has sent nothing since
-	ncClosed bool          // the connection is closed, by Close or a failed write
-	queued   int64         // bytes ever admitted
-	written  int64         // bytes the network has taken
-	deadline time.Time     // the write deadline, for writers waiting for room
-	passed   bool          // the write deadline has passed: admit nothing
-	dlTimer  *time.Timer   // sets passed when the deadline comes
-	waiters  int           // goroutines in waitLocked
-	cond     sync.Cond     // broadcast when something a waiter waits for changes
-	changed  chan struct{} // closed then too, for waiters bounded in time
-	done     sync.WaitGroup
+	// streamWaiting is set while stream frames wait to become due, so
+	// that a reader about to wait for the peer sends them first.
+	streamWaiting atomic.Bool
 
+	mu        sync.Mutex
+	state     writeState
+	err       error         // why the queue is failed or closed
+	buf       []byte        // frames waiting: headers and copied payloads
+	large     []directFrame // payloads written from the caller's slice, in order
+	pending   int           // bytes waiting: buf and the large payloads
+	queued    int64         // stream position: bytes ever admitted
+	due       int64         // stream position up to which bytes must go out now
+	written   int64         // stream position: bytes the network has taken
+	tok       token         // who may write to the network
+	writer    bool          // the writer goroutine runs
+	corked    bool          // hold frames until uncork or Flush
+	midFrame  bool          // the bytes written end inside a frame: closing must reset
+	ncClosed  bool          // the connection is closed, by Close or a failed write
+	lastWrite time.Time     // when the last write ended
+	deadline  time.Time     // the write deadline
+	sockDL    time.Time     // the write deadline set on the connection
+	passed    bool          // the write deadline has passed: admit nothing
+	dlTimer   *time.Timer   // sets passed when the deadline comes
+	changed   chan struct{} // closed when something a waiter waits for changes, if one waits
+	done      sync.WaitGroup
+
+	// Used by the token's holder alone.
 	spare      []byte // the other buffer
 	spareLarge []directFrame
 	iov        net.Buffers
+
+	quiet *time.Timer // used by the writer goroutine alone
 }
 
 // directFrame is a payload the queue writes from the caller's slice, right
@@ -152,8 +223,8 @@ func (q *writeQueue) init(nc net.Conn, cfg ConnConfig) {
 		q.maxPending = DefaultMaxPendingBytes
 	}
 	q.try = socketTryWrite(nc)
-	q.cond.L = &q.mu
 	q.runFn = q.run
+	q.wake = make(chan struct{}, 1)
 	if err := cfg.Format.check(); err != nil {
 		q.state, q.err = writeFailed, err
 	}
@@ -170,174 +241,284 @@ func (q *writeQueue) errLocked() error {
 	return q.err
 }
 
-// enqueue admits p as one frame, copied into the queue unless direct is
-// set and p is large: then the queue writes from p, and the caller must
-// not return before p is written. It waits while the queue is full until
-// there is room, the write deadline passes, or ctx ends; then nothing is
-// queued, and the error is a [*StalledError]. admit, if not nil, is called with
-// mu held just before p takes its place, and an error from it queues
-// nothing. enqueue returns with mu held when err is nil, and otherwise
-// with mu released; end is the stream position just past the frame.
-func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit func() error) (end int64, err error) {
+// send admits head followed by body as one frame and sees that it goes out
+// as kind says. It waits while the queue is full until there is room, the
+// write deadline passes, or ctx ends; then nothing is queued, and the
+// error is a [*StalledError]. admit, if not nil, is called with mu held
+// just before the frame takes its place: an error from it queues nothing,
+// and true lets the frame be written inline (a lone Request). A
+// sendDirect frame returns once written, since the queue holds its body.
+func (q *writeQueue) send(ctx context.Context, head, body []byte, kind sendKind, admit func() (bool, error)) error {
 	if err := ctx.Err(); err != nil {
-		return 0, err
+		return err
 	}
-	if len(p) > q.limit || len(p) < q.minLen {
-		err := q.f.checkWrite(len(p), q.limit)
+	n := len(head) + len(body)
+	if n > q.limit || n < q.minLen {
+		err := q.f.checkWrite(n, q.limit)
 		if ferr := q.f.check(); ferr != nil {
 			err = ferr // the limit of an invalid Format means nothing
 		}
-		return 0, err
+		return err
 	}
-	need := q.hdrMax + len(p)
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.admitLocked(ctx, q.hdrMax+n); err != nil {
+		return err
+	}
+	inline := true
+	if admit != nil {
+		var err error
+		if inline, err = admit(); err != nil {
+			return err
+		}
+	}
+	lone := q.loneLocked()
+	end := q.appendLocked(head, body, kind == sendDirect)
+	if q.counts != nil {
+		q.counts.frames.Add(1) // before it goes out, so a peer never sees a frame not yet counted
+	}
+	switch {
+	case kind == sendDirect:
+		return q.awaitLocked(end)
+	case kind == sendNow:
+		q.dueLocked()
+		q.writeSoonLocked(inline)
+	case lone || q.pending >= min(batchSize, q.maxPending):
+		q.dueLocked()
+		q.writeSoonLocked(true)
+	default:
+		if !q.streamWaiting.Load() {
+			q.streamWaiting.Store(true)
+		}
+		q.settleLocked() // the writer goroutine waits for the stream to go quiet
+	}
+	return nil
+}
+
+// admitLocked waits until a frame of need bytes may be queued, and says
+// why not if it may not.
+func (q *writeQueue) admitLocked(ctx context.Context, need int) error {
 	var start time.Time
 	for {
-		if err := q.errLocked(); err != nil {
-			q.mu.Unlock()
-			return 0, err
+		if !q.state.admits() {
+			return q.errLocked()
 		}
 		if q.pending == 0 || q.pending+need <= q.maxPending {
 			break
 		}
-		if q.corked && !q.writing {
-			q.writeLocked() // corked and full: make room
+		if q.passed {
+			return &StalledError{Pending: q.pending, Waited: since(start), Err: os.ErrDeadlineExceeded}
+		}
+		// Full: what waits is due, to make room.
+		q.dueLocked()
+		if !q.tok.held() && (q.corked || ctx.Done() == nil) {
+			// A writer with no context to honour makes room itself, as
+			// a bufio.Writer does, and so does a corked server handler.
+			q.tok = tokenHeld
+			q.writeOutLocked(true)
+			q.releaseLocked()
 			continue
 		}
-		q.kickLocked()
+		q.settleLocked()
 		if start.IsZero() {
 			start = time.Now()
 		}
-		if err := q.waitLocked(ctx.Done(), q.deadline); err != nil {
-			if err == errDone {
-				err = ctx.Err()
-			}
-			err = &StalledError{Pending: q.pending, Waited: time.Since(start), Err: err}
-			q.mu.Unlock()
-			return 0, err
+		if q.waitLocked(ctx.Done()) != nil {
+			return &StalledError{Pending: q.pending, Waited: time.Since(start), Err: ctx.Err()}
 		}
 	}
 	if q.passed {
-		q.mu.Unlock()
-		return 0, fmt.Errorf("framed: write: %w", os.ErrDeadlineExceeded)
+		return fmt.Errorf("framed: write: %w", os.ErrDeadlineExceeded)
 	}
-	if admit != nil {
-		if err := admit(); err != nil {
-			q.mu.Unlock()
-			return 0, err
-		}
+	return nil
+}
+
+// since returns the time since start, or zero when start is zero.
+func since(start time.Time) time.Duration {
+	if start.IsZero() {
+		return 0
 	}
-	q.alone = q.pending == 0 && !q.writing
-	n := len(q.buf)
-	if direct && len(p) >= directWriteSize {
-		var body []byte
-		q.buf, body = q.f.appendHead(q.buf, p)
-		q.large = append(q.large, directFrame{at: len(q.buf), p: body})
-		q.pending += len(q.buf) - n + len(body)
-		q.queued += int64(len(q.buf) - n + len(body))
+	return time.Since(start)
+}
+
+// loneLocked reports whether a frame admitted now is lone: nothing is
+// queued or being written, and the peer has spoken or the network has been
+// quiet since the last write. Such a frame (a request, a reply, a
+// heartbeat) goes out at once.
+func (q *writeQueue) loneLocked() bool {
+	if q.pending > 0 || q.tok.held() || q.corked {
+		return false
+	}
+	return q.heard != nil && q.heard.Load() && q.heard.Swap(false) ||
+		time.Since(q.lastWrite) >= streamQuiet
+}
+
+// appendLocked appends head followed by body as one frame, and returns the
+// stream position just past it. With direct, a large body is written from
+// the caller's slice instead of being copied.
+func (q *writeQueue) appendLocked(head, body []byte, direct bool) (end int64) {
+	n := len(head) + len(body)
+	before := len(q.buf)
+	off := q.lf.off
+	q.buf = appendSpan(q.buf, head, body, 0, off) // the bytes before the length field
+	q.buf = q.lf.append(q.buf, n)
+	size := 0
+	if direct && len(body) >= directWriteSize {
+		from := max(off, len(head))
+		q.buf = appendSpan(q.buf, head, body, off, from)
+		p := body[from-len(head):]
+		q.large = append(q.large, directFrame{at: len(q.buf), p: p})
+		size = len(p)
 	} else {
-		if q.lf.off > 0 {
-			q.buf = append(q.buf, p[:q.lf.off]...) // the bytes before the length field
-		}
-		q.buf = q.lf.append(q.buf, len(p))
-		q.buf = append(q.buf, p[q.lf.off:]...)
-		q.pending += len(q.buf) - n
-		q.queued += int64(len(q.buf) - n)
+		q.buf = appendSpan(q.buf, head, body, off, n)
 	}
-	if q.counts != nil {
-		q.counts.frames++ // before it goes out, so a peer never sees a frame not yet counted
-	}
-	return q.queued, nil
+	size += len(q.buf) - before
+	q.pending += size
+	q.queued += int64(size)
+	return q.queued
 }
 
-// writeFrame is [Conn.WriteFrame].
-func (q *writeQueue) writeFrame(p []byte) error {
-	direct := len(p) >= directWriteSize
-	end, err := q.enqueue(context.Background(), p, direct, nil)
-	if err != nil {
-		return err
+// appendSpan appends bytes [from, to) of head followed by body to dst.
+func appendSpan(dst, head, body []byte, from, to int) []byte {
+	if from < len(head) {
+		dst = append(dst, head[from:min(to, len(head))]...)
 	}
-	if !direct {
-		if q.alone && q.try != nil && !q.writer && !q.corked && q.state < writeFailed &&
-			(!q.inlined || q.heard != nil && q.heard.Swap(false)) {
-			// A lone frame, the first since the peer last spoke: a
-			// request, say. It goes out now, with no hand-off. The next
-			// one, if it comes before the peer speaks, is a stream, and
-			// waits for the writer goroutine to batch it with the rest.
-			q.inlined = true
-			q.writeWith(q.try)
-		}
-		q.kickLocked()
-		q.mu.Unlock()
-		return nil
+	if to > len(head) {
+		dst = append(dst, body[max(from-len(head), 0):to-len(head)]...)
 	}
-	// The queue holds p itself: wait until it is written. The write in
-	// flight is bounded by the write deadline and WriteTimeout, and a
-	// failed write fails the queue, so this wait needs no deadline.
-	for q.written < end && q.state < writeFailed {
-		if !q.writing {
-			q.writeLocked()
-			continue
-		}
-		q.waitLocked(nil, time.Time{})
-	}
-	for q.writing && q.written < end {
-		q.waitLocked(nil, time.Time{}) // until p is no longer in a write
-	}
-	err = nil
-	if q.written < end {
-		err = q.err
-		if q.counts != nil {
-			q.counts.frames--
-		}
-	}
-	q.kickLocked()
-	q.mu.Unlock()
-	return err
+	return dst
 }
 
-// tryWriteLocked writes the queue in the caller's goroutine when that
-// cannot block: when no write is in flight and the connection takes
-// bytes without waiting. What it cannot write is left to the writer
-// goroutine. A Request uses it so that its frame goes out with no
-// goroutine hand-off.
-func (q *writeQueue) tryWriteLocked() {
-	if q.try != nil && !q.writing && !q.corked && q.state < writeFailed && len(q.large) == 0 {
-		q.writeWith(q.try)
+// dueLocked makes every byte queued due.
+func (q *writeQueue) dueLocked() {
+	q.due = q.queued
+	if q.streamWaiting.Load() {
+		q.streamWaiting.Store(false)
 	}
-	q.kickLocked()
 }
 
-// kickLocked starts the writer goroutine when frames wait, nobody writes
-// them and the queue is not corked.
-func (q *writeQueue) kickLocked() {
-	if q.writer || q.writing || q.corked || q.pending == 0 || q.state >= writeFailed {
+// writeSoonLocked sees that what is due goes out: inline, with a try in
+// the caller's goroutine, when inline is set and nobody else writes, and
+// otherwise by the token's holder or the writer goroutine.
+func (q *writeQueue) writeSoonLocked(inline bool) {
+	if inline && q.try != nil && !q.tok.held() && !q.corked && len(q.large) == 0 && q.state.writes() {
+		q.tok = tokenHeld
+		q.writeOutLocked(false)
+		q.releaseLocked()
 		return
 	}
-	q.writer = true
-	q.done.Add(1)
-	go q.runFn()
+	q.settleLocked()
 }
 
-// run is the writer goroutine: it writes until the queue is empty, then
-// exits, so an idle connection has none.
+// releaseLocked hands the write token back, and sees that what is left is
+// written.
+func (q *writeQueue) releaseLocked() {
+	q.tok = tokenFree
+	q.broadcastLocked()
+	q.settleLocked()
+}
+
+// settleLocked sees that frames waiting will go out: it starts the writer
+// goroutine, or wakes it when frames are due. The token's holder does this
+// when it hands the token back, and a corked queue waits for uncork.
+func (q *writeQueue) settleLocked() {
+	if q.tok.held() || q.corked || q.pending == 0 || !q.state.writes() {
+		return
+	}
+	if !q.writer {
+		q.writer = true
+		q.done.Add(1)
+		go q.runFn()
+		return
+	}
+	if q.due > q.written {
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// run is the writer goroutine. It writes what is due and nobody else
+// writes, waits for a stream to go quiet, and exits once nothing waits,
+// so an idle connection has none.
 func (q *writeQueue) run() {
 	defer q.done.Done()
-	// Goroutines made runnable together (say, Requests whose replies
-	// were just read) queue their frames before this one writes, so they
-	// share the write: the new goroutine would otherwise run first.
-	runtime.Gosched()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for q.pending > 0 && !q.corked && q.state < writeFailed {
-		if q.writing {
-			q.cond.Wait() // a Flush or a large frame's writer is writing
-			continue
+	yielded := false
+	for q.state.writes() && q.pending > 0 && !q.corked {
+		switch {
+		case q.tok.held():
+			q.waitLocked(nil) // until the holder hands the token back
+		case q.due > q.written && !yielded:
+			// Goroutines made runnable together (Requests whose replies
+			// were just read, say) queue their frames before this one
+			// writes, and share the write.
+			yielded = true
+			q.mu.Unlock()
+			runtime.Gosched()
+			q.mu.Lock()
+		case q.due > q.written:
+			q.tok = tokenHeld
+			q.writeOutLocked(true)
+			q.tok = tokenFree
+			q.broadcastLocked()
+		default:
+			q.waitQuietLocked()
 		}
-		q.writeLocked()
 	}
 	q.writer = false
-	q.broadcastLocked()
+}
+
+// waitQuietLocked waits until the stream adds no frame for streamQuiet,
+// and then makes its frames due, or until something else is due. It runs
+// in the writer goroutine, with mu held on entry and on return.
+func (q *writeQueue) waitQuietLocked() {
+	mark := q.queued
+	q.mu.Unlock()
+	if q.quiet == nil {
+		q.quiet = time.NewTimer(streamQuiet)
+	} else {
+		q.quiet.Reset(streamQuiet)
+	}
+	fired := false
+	select {
+	case <-q.quiet.C:
+		fired = true
+	case <-q.wake:
+		q.quiet.Stop()
+	}
+	q.mu.Lock()
+	if fired && q.queued == mark {
+		q.dueLocked()
+	}
+}
+
+// awaitLocked waits until the stream position end is written, writing
+// itself when nobody else does: the queue holds a caller's slice up to
+// there. It returns the error that kept it from the network.
+func (q *writeQueue) awaitLocked(end int64) error {
+	q.dueLocked()
+	for q.written < end && q.state.writes() {
+		if !q.tok.held() {
+			q.tok = tokenHeld
+			q.writeOutLocked(true)
+			q.releaseLocked()
+			continue
+		}
+		q.waitLocked(nil)
+	}
+	for q.tok.held() && q.written < end {
+		q.waitLocked(nil) // until the slice is no longer in a write
+	}
+	if q.written >= end {
+		return nil
+	}
+	if q.counts != nil {
+		q.counts.frames.Add(-1)
+	}
+	return q.errLocked()
 }
 
 // flush is [Conn.Flush]: it waits until every byte queued before it was
@@ -350,70 +531,103 @@ func (q *writeQueue) flush() error {
 
 func (q *writeQueue) flushLocked() error {
 	target := q.queued
-	defer q.kickLocked() // frames queued meanwhile go on without us
-	for q.written < target && q.state < writeFailed {
-		if !q.writing {
-			q.writeLocked()
+	q.dueLocked()
+	for q.written < target && q.state.writes() {
+		if !q.tok.held() {
+			q.tok = tokenHeld
+			q.writeOutLocked(true)
+			q.releaseLocked()
 			continue
 		}
-		if err := q.waitLocked(nil, q.deadline); err != nil {
-			return fmt.Errorf("framed: flush: %w", err)
+		if q.passed {
+			return fmt.Errorf("framed: flush: %w", os.ErrDeadlineExceeded)
 		}
+		q.waitLocked(nil)
 	}
-	switch q.state {
-	case writeOpen, writeClosing, writeShut:
+	if q.state.writes() || q.state == writeShut {
 		return nil // every frame queued before the FIN is on the wire
 	}
 	return q.errLocked()
 }
 
-// writeLocked writes what is queued, with mu released during the write.
-func (q *writeQueue) writeLocked() { q.writeWith(nil) }
-
-// writeWith takes the queue and writes it, with try when it is not nil,
-// and otherwise with a write that may block. It is called with mu held,
-// no write in flight, and returns with mu held.
-func (q *writeQueue) writeWith(try func([]byte) (int, error)) {
+// writeOutLocked takes what is queued and writes it: with one write that
+// may block, or with one try that writes only what the socket takes at
+// once and puts the rest back. These are the only writes to the network.
+// The caller holds the token and mu; mu is released during the write.
+func (q *writeQueue) writeOutLocked(blocking bool) {
 	b, large := q.buf, q.large
 	q.buf, q.spare = q.spare[:0], nil
 	q.large, q.spareLarge = q.spareLarge[:0], nil
 	size := q.pending
 	q.pending = 0
-	q.writing = true
 	q.broadcastLocked() // the queue has room again
 	if q.counts != nil {
-		q.counts.bytes += int64(size) // before the write, so a peer never sees bytes not yet counted
+		q.counts.bytes.Add(int64(size)) // before the write, so a peer never sees bytes not yet counted
+	}
+	var began time.Time
+	dl := q.deadline
+	if blocking && q.writeTimeout > 0 {
+		began = time.Now()
+		if bound := began.Add(q.writeTimeout); dl.IsZero() || bound.Before(dl) {
+			dl = bound
+		}
+	} else if blocking && !dl.IsZero() {
+		began = time.Now()
 	}
 	var err error
-	if try == nil {
-		err = q.armWriteTimeoutLocked()
+	if !dl.Equal(q.sockDL) {
+		q.sockDL = dl
+		err = q.nc.SetWriteDeadline(dl)
+	}
+	q.tok = tokenTrying
+	if blocking {
+		q.tok = tokenWriting
 	}
 	q.mu.Unlock()
+
 	var n int64
-	if err == nil {
-		n, err = q.write(b, large, try)
+	switch {
+	case err != nil:
+	case !blocking:
+		var k int
+		k, err = q.try(b)
+		n = int64(k)
+	case len(large) == 0:
+		var k int
+		k, err = q.nc.Write(b)
+		n = int64(k)
+	default:
+		iov := q.buffers(b, large)
+		full := iov
+		n, err = iov.WriteTo(q.nc)
+		clear(full) // keep no reference to the callers' payloads
+		q.iov = full[:0]
 	}
+	end := time.Now()
+
 	q.mu.Lock()
-	q.writing = false
-	if try == nil && q.writeTimeout > 0 && err == nil {
-		// Take WriteTimeout's deadline off the socket, back to the
-		// caller's: a write that does not wait (an inline one) would
-		// otherwise meet it long after, and fail.
-		err = q.nc.SetWriteDeadline(q.deadline)
-	}
-	if q.counts != nil {
-		q.counts.bytes -= int64(size) - n
-	}
+	q.tok = tokenHeld
+	q.lastWrite = end
 	q.written += n
-	if err == nil && n < int64(size) {
-		// A try that could not write it all: put the rest back in front,
-		// and move the places of large frames queued meanwhile with it.
-		rest := b[n:]
-		q.buf = append(rest[:len(rest):len(rest)], q.buf...)
+	rest := size - int(n)
+	if q.counts != nil {
+		q.counts.bytes.Add(-int64(rest))
+	}
+	switch {
+	case rest == 0:
+		q.midFrame = false // a batch is whole frames
+	case n > 0:
+		q.midFrame = true // perhaps: the rest is written, or the connection reset
+	}
+	if err == nil && rest > 0 {
+		// A try the socket did not take whole: put the rest back in
+		// front, and move the places of large frames queued meanwhile.
+		r := b[n:]
+		q.buf = append(r[:len(r):len(r)], q.buf...)
 		for i := range q.large {
-			q.large[i].at += len(rest)
+			q.large[i].at += len(r)
 		}
-		q.pending += len(rest)
+		q.pending += len(r)
 		b = nil
 	}
 	if cap(b) <= 2*q.maxPending+directWriteSize {
@@ -421,23 +635,15 @@ func (q *writeQueue) writeWith(try func([]byte) (int, error)) {
 	}
 	clear(large)
 	q.spareLarge = large[:0]
-	if err != nil {
-		q.failLocked(q.writeError(err, int(int64(size)-n)))
+	if err != nil && q.state.writes() {
+		q.failLocked(q.writeError(err, rest, since(began)))
 	}
 	q.broadcastLocked()
 }
 
-// write writes b, with the large payloads in their places, and returns
-// how many bytes went out. Only the goroutine that is writing calls it.
-func (q *writeQueue) write(b []byte, large []directFrame, try func([]byte) (int, error)) (int64, error) {
-	if try != nil {
-		n, err := try(b)
-		return int64(n), err
-	}
-	if len(large) == 0 {
-		n, err := q.nc.Write(b)
-		return int64(n), err
-	}
+// buffers returns b with the large payloads in their places, for one
+// vectored write.
+func (q *writeQueue) buffers(b []byte, large []directFrame) net.Buffers {
 	iov := q.iov[:0]
 	at := 0
 	for _, d := range large {
@@ -450,47 +656,47 @@ func (q *writeQueue) write(b []byte, large []directFrame, try func([]byte) (int,
 	if at < len(b) {
 		iov = append(iov, b[at:])
 	}
-	full := iov
-	n, err := iov.WriteTo(q.nc)
-	clear(full) // keep no reference to the callers' payloads
-	q.iov = full[:0]
-	return n, err
+	return iov
 }
 
 // writeError is the error a failed network write leaves on the queue.
-func (q *writeQueue) writeError(err error, unsent int) error {
+func (q *writeQueue) writeError(err error, unsent int, ran time.Duration) error {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		waited := q.writeTimeout
-		return fmt.Errorf("framed: write: %w", &StalledError{Pending: unsent, Waited: waited, Err: err})
+		return fmt.Errorf("framed: write: %w", &StalledError{Pending: unsent, Waited: ran, Err: err})
 	}
 	return fmt.Errorf("framed: write: %w", err)
 }
 
-// armWriteTimeoutLocked bounds the write about to start by WriteTimeout
-// as well as the write deadline. It runs with mu held, as does
-// setDeadline's update of the connection, so that neither can overwrite a
-// deadline the other set later.
-func (q *writeQueue) armWriteTimeoutLocked() error {
-	if q.writeTimeout <= 0 {
-		return nil
+// failLocked records the first write error and closes the connection, with
+// a reset if a frame was cut: the stream cannot go on. It is called by the
+// token's holder, which keeps the token while mu is released to close.
+func (q *writeQueue) failLocked(err error) {
+	q.state, q.err = writeFailed, err
+	q.dropLocked()
+	if q.ncClosed {
+		return
 	}
-	d := time.Now().Add(q.writeTimeout)
-	if !q.deadline.IsZero() && q.deadline.Before(d) {
-		d = q.deadline
+	q.ncClosed = true
+	reset := q.midFrame
+	q.mu.Unlock()
+	if reset {
+		resetConn(q.nc)
 	}
-	return q.nc.SetWriteDeadline(d)
+	q.nc.Close()
+	q.mu.Lock()
 }
 
-// failLocked records the first write error and closes the connection:
-// part of a frame may have gone out, and the stream cannot go on.
-func (q *writeQueue) failLocked(err error) {
-	if q.state < writeFailed {
-		q.state, q.err = writeFailed, err
-		q.ncClosed = true
-		q.nc.Close()
+// resetConn makes closing c send a TCP reset instead of a FIN, so that a
+// peer never reads a clean end of the stream inside a frame. It does
+// nothing for a connection that is not TCP underneath.
+func resetConn(c net.Conn) {
+	if w, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = w.NetConn() // *tls.Conn
 	}
-	q.dropLocked()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
 }
 
 // dropLocked empties the queue.
@@ -499,17 +705,17 @@ func (q *writeQueue) dropLocked() {
 	clear(q.large)
 	q.large = q.large[:0]
 	q.pending = 0
+	q.due = q.queued
+	q.streamWaiting.Store(false)
 	q.broadcastLocked()
 }
 
 // totals returns the frames and bytes counted, when a server counts them.
 func (q *writeQueue) totals() (frames, bytes int64) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.counts == nil {
 		return 0, 0
 	}
-	return q.counts.frames, q.counts.bytes
+	return q.counts.frames.Load(), q.counts.bytes.Load()
 }
 
 // failure returns the error a failed write left, or nil.
@@ -548,8 +754,8 @@ func (q *writeQueue) closeWrite(shut func() error) error {
 		q.mu.Unlock()
 		return err
 	}
-	for q.writing { // a write of nothing of ours may still be in flight
-		q.waitLocked(nil, time.Time{})
+	for q.tok.held() && q.state == writeClosing {
+		q.waitLocked(nil) // a write of nothing of ours may still be in flight
 	}
 	if q.state != writeClosing {
 		err := q.errLocked()
@@ -562,69 +768,106 @@ func (q *writeQueue) closeWrite(shut func() error) error {
 	return shut()
 }
 
-// close closes the connection, and waits for the writer goroutine, which
-// the closed connection stops. What is queued is written first when no
-// write is in flight and the socket takes it without waiting, and
-// otherwise dropped.
+// close closes the connection, and waits for the writer goroutine. A write
+// in flight is stopped at once; what is queued is written first when the
+// socket takes it at once, and otherwise dropped. If the bytes written
+// then end inside a frame, the connection is reset rather than closed, so
+// the peer reads a reset, never a clean end inside a frame.
 func (q *writeQueue) close() error {
 	q.mu.Lock()
 	if q.state == writeClosed {
 		q.mu.Unlock()
 		return fmt.Errorf("framed: close: %w", net.ErrClosed)
 	}
-	wasClosed := q.ncClosed // by a write that failed
-	try := q.pending > 0 && q.try != nil && !q.writing && q.state < writeFailed && len(q.large) == 0
 	// Closed from here on, for every other caller, a second Close
 	// included, also while the last write below is in flight.
 	q.state, q.err = writeClosed, errConnClosed
-	if try {
-		q.writeWith(q.try) // what the socket takes at once; an error is moot
+	closeErr := fmt.Errorf("framed: close: %w", net.ErrClosed) // by a write that failed
+	q.broadcastLocked()
+	select {
+	case q.wake <- struct{}{}: // the writer goroutine, if it waits for quiet
+	default:
 	}
-	q.ncClosed = true
 	if q.dlTimer != nil {
 		q.dlTimer.Stop()
 	}
+	if q.tok == tokenWriting && !q.ncClosed {
+		// A write that may block is in flight: closing the connection
+		// stops it, and since it may stop inside a frame, the connection
+		// is reset. (A try ends by itself at once: wait for it.)
+		q.ncClosed = true
+		q.mu.Unlock()
+		resetConn(q.nc)
+		q.nc.Close()
+		q.mu.Lock()
+		q.ncClosed = true
+		closeErr = nil
+	}
+	for q.tok.held() {
+		q.waitLocked(nil)
+	}
+	if q.pending > 0 && q.try != nil && len(q.large) == 0 && !q.ncClosed {
+		q.tok = tokenHeld
+		q.writeOutLocked(false) // what the socket takes at once; an error is moot
+		q.tok = tokenFree
+	}
 	q.dropLocked()
+	wasClosed, reset := q.ncClosed, q.midFrame
+	q.ncClosed = true
 	q.mu.Unlock()
-	err := fmt.Errorf("framed: close: %w", net.ErrClosed)
 	if !wasClosed {
-		err = q.nc.Close()
+		if reset {
+			resetConn(q.nc)
+		}
+		closeErr = q.nc.Close()
 	}
 	q.done.Wait()
-	return err
+	return closeErr
 }
 
-// flushUncork flushes, and then uncorks the queue if corked is set: the
-// server's step at the end of a run of frames, with the lock taken once.
-func (q *writeQueue) flushUncork(corked bool) error {
+// cork holds the frames written from now on until uncork, unless the
+// queue fills. The server corks a connection while it serves frames that
+// arrived together, so that their replies share one write.
+func (q *writeQueue) cork() {
+	q.mu.Lock()
+	q.corked = true
+	q.mu.Unlock()
+}
+
+// uncork writes what is held, waits until it is on the wire, and stops
+// holding frames. When the queue is not corked, it only flushes.
+func (q *writeQueue) uncork() error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	err := q.flushLocked()
-	if corked {
-		q.corked = false
-		q.kickLocked()
-	}
+	q.corked = false
+	q.settleLocked() // frames queued meanwhile go on without us
 	return err
 }
 
-// setCorked makes writes queue without being written until Flush, or
-// stops that. The server corks a connection while it serves frames that
-// arrived together, so their replies share one write.
-func (q *writeQueue) setCorked(corked bool) {
+// sendStream makes the stream frames waiting due, and writes them if it
+// can do so at once: a reader about to wait for the peer calls it, so
+// that a goroutine that writes and then reads never waits on its own
+// frames.
+func (q *writeQueue) sendStream() {
+	if !q.streamWaiting.Load() {
+		return
+	}
 	q.mu.Lock()
-	q.corked = corked
-	if !corked {
-		q.kickLocked()
+	if q.due < q.queued {
+		q.dueLocked()
+		q.writeSoonLocked(true)
 	}
 	q.mu.Unlock()
 }
 
-// setDeadline is [Conn.SetWriteDeadline].
+// setDeadline is [Conn.SetWriteDeadline]. One timer says when the deadline
+// passes, for the writers that wait for room and for Flush; the
+// connection's own deadline bounds the write in flight.
 func (q *writeQueue) setDeadline(t time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.deadline = t
-	// A timer, not a clock read per frame, says when the deadline passes.
 	if q.dlTimer != nil {
 		q.dlTimer.Stop()
 		q.dlTimer = nil
@@ -642,6 +885,7 @@ func (q *writeQueue) setDeadline(t time.Time) error {
 		})
 	}
 	q.broadcastLocked()
+	q.sockDL = t
 	return q.nc.SetWriteDeadline(t)
 }
 
@@ -649,7 +893,7 @@ func (q *writeQueue) setDeadline(t time.Time) error {
 // that a connection waiting for its next frame pins none.
 func (q *writeQueue) release() {
 	q.mu.Lock()
-	if !q.writing && q.pending == 0 {
+	if !q.tok.held() && q.pending == 0 {
 		if cap(q.buf) > keepQueueCap {
 			q.buf = nil
 		}
@@ -661,59 +905,31 @@ func (q *writeQueue) release() {
 }
 
 // waitLocked waits, with mu held on entry and on return, until the
-// queue's state changes, deadline passes (zero is none) or done is closed
-// (nil is never closed). It returns the deadline's or done's error.
-func (q *writeQueue) waitLocked(done <-chan struct{}, deadline time.Time) error {
-	q.waiters++
-	defer func() { q.waiters-- }()
-	if done == nil && deadline.IsZero() {
-		q.cond.Wait()
-		return nil
-	}
+// queue's state changes or done is closed (nil is never closed); then it
+// returns errDone.
+func (q *writeQueue) waitLocked(done <-chan struct{}) error {
 	if q.changed == nil {
 		q.changed = make(chan struct{})
 	}
 	changed := q.changed
 	q.mu.Unlock()
-	err := waitUntil(changed, done, deadline)
+	var err error
+	select {
+	case <-changed:
+	case <-done:
+		err = errDone
+	}
 	q.mu.Lock()
 	return err
 }
 
 // broadcastLocked wakes every goroutine in waitLocked.
 func (q *writeQueue) broadcastLocked() {
-	q.cond.Broadcast()
 	if q.changed != nil {
 		close(q.changed)
 		q.changed = nil
 	}
 }
 
-// errDone is waitUntil's error when done is closed; callers that pass a
-// done channel replace it with the context's error.
+// errDone is waitLocked's error when done is closed.
 var errDone = errors.New("framed: wait abandoned")
-
-func waitUntil(changed, done <-chan struct{}, dl time.Time) error {
-	if dl.IsZero() {
-		select {
-		case <-changed:
-			return nil
-		case <-done:
-			return errDone
-		}
-	}
-	d := time.Until(dl)
-	if d <= 0 {
-		return os.ErrDeadlineExceeded
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-changed:
-		return nil
-	case <-done:
-		return errDone
-	case <-t.C:
-		return os.ErrDeadlineExceeded
-	}
-}
