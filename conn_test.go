@@ -85,19 +85,6 @@ func waitForWriteWaiters(tb testing.TB, c *framed.Conn, n int) {
 	}
 }
 
-// waitForCondition returns once ok reports true. Nothing signals it, so
-// it polls, bounded in time.
-func waitForCondition(tb testing.TB, what string, ok func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !ok() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
-}
-
 // TestConnRoundTrip sends one frame of each size that matters to the
 // reader's buffer and the writer's paths, up to the default limit.
 func TestConnRoundTrip(t *testing.T) {
@@ -423,7 +410,7 @@ func TestConnSlowReaderDeadline(t *testing.T) {
 			// One writer is stuck in the network write and the queue is
 			// full; every other writer is blocked. Now the deadline passes.
 			waitForWriteWaiters(t, a, writers-1)
-			waitForCondition(t, "a network write the peer does not take", func() bool {
+			waitFor(t, testTimeout, "a network write the peer does not take", func() bool {
 				return framed.NetworkWriteBlocked(a) && framed.WriteWaiters(a) >= writers-1
 			})
 			require.NoError(t, a.SetWriteDeadline(time.Now()))
