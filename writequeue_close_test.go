@@ -112,7 +112,9 @@ func TestConnCloseNeverCutsAFrame(t *testing.T) {
 }
 
 // seqOf returns the sequence number frameOf put in p.
-func seqOf(p []byte) uint32 { return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24 }
+func seqOf(p []byte) uint32 {
+	return uint32(p[0]) | uint32(p[1])<<8 | uint32(p[2])<<16 | uint32(p[3])<<24
+}
 
 // TestStalledErrorWaited: a network write that times out reports how long
 // it ran, whether WriteTimeout or the caller's own deadline bounded it.
