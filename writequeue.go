@@ -162,6 +162,7 @@ type writeQueue struct {
 	minLen       int         // the shortest frame the Format can write
 	writeTimeout time.Duration
 	maxPending   int
+	batch        int                       // bytes at which a stream's frames are due
 	try          func([]byte) (int, error) // one write that never blocks, or nil
 	runFn        func()                    // run, made once so that starting it does not allocate
 	heard        *atomic.Bool              // set when bytes arrive from the peer, or nil
@@ -222,6 +223,7 @@ func (q *writeQueue) init(nc net.Conn, cfg ConnConfig) {
 	if q.maxPending <= 0 {
 		q.maxPending = DefaultMaxPendingBytes
 	}
+	q.batch = min(batchSize, q.maxPending)
 	q.try = socketTryWrite(nc)
 	q.runFn = q.run
 	q.wake = make(chan struct{}, 1)
@@ -262,8 +264,10 @@ func (q *writeQueue) send(ctx context.Context, head, body []byte, kind sendKind,
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if err := q.admitLocked(ctx, q.hdrMax+n); err != nil {
-		return err
+	if !q.state.admits() || q.passed || q.pending+q.hdrMax+n > q.maxPending {
+		if err := q.admitLocked(ctx, q.hdrMax+n); err != nil {
+			return err
+		}
 	}
 	inline := true
 	if admit != nil {
@@ -283,7 +287,7 @@ func (q *writeQueue) send(ctx context.Context, head, body []byte, kind sendKind,
 	case kind == sendNow:
 		q.dueLocked()
 		q.writeSoonLocked(inline)
-	case lone || q.pending >= min(batchSize, q.maxPending):
+	case lone || q.pending >= q.batch:
 		q.dueLocked()
 		q.writeSoonLocked(true)
 	default:
@@ -358,21 +362,25 @@ func (q *writeQueue) loneLocked() bool {
 // the caller's slice instead of being copied.
 func (q *writeQueue) appendLocked(head, body []byte, direct bool) (end int64) {
 	n := len(head) + len(body)
-	before := len(q.buf)
+	buf := q.buf // one store back to q.buf, not one per append
+	before := len(buf)
 	off := q.lf.off
-	q.buf = appendSpan(q.buf, head, body, 0, off) // the bytes before the length field
-	q.buf = q.lf.append(q.buf, n)
+	if off > 0 {
+		buf = appendSpan(buf, head, body, 0, off) // the bytes before the length field
+	}
+	buf = q.lf.append(buf, n)
 	size := 0
 	if direct && len(body) >= directWriteSize {
 		from := max(off, len(head))
-		q.buf = appendSpan(q.buf, head, body, off, from)
+		buf = appendSpan(buf, head, body, off, from)
 		p := body[from-len(head):]
-		q.large = append(q.large, directFrame{at: len(q.buf), p: p})
+		q.large = append(q.large, directFrame{at: len(buf), p: p})
 		size = len(p)
 	} else {
-		q.buf = appendSpan(q.buf, head, body, off, n)
+		buf = appendSpan(buf, head, body, off, n)
 	}
-	size += len(q.buf) - before
+	size += len(buf) - before
+	q.buf = buf
 	q.pending += size
 	q.queued += int64(size)
 	return q.queued
@@ -621,14 +629,14 @@ func (q *writeQueue) writeOutLocked(blocking bool) {
 	}
 	if err == nil && rest > 0 {
 		// A try the socket did not take whole: put the rest back in
-		// front, and move the places of large frames queued meanwhile.
-		r := b[n:]
-		q.buf = append(r[:len(r):len(r)], q.buf...)
+		// front of what was queued meanwhile, in b, and move the places
+		// of large frames queued meanwhile with it.
+		b = append(b[:copy(b, b[n:])], q.buf...)
 		for i := range q.large {
-			q.large[i].at += len(r)
+			q.large[i].at += rest
 		}
-		q.pending += len(r)
-		b = nil
+		q.buf, b = b, q.buf
+		q.pending += rest
 	}
 	if cap(b) <= 2*q.maxPending+directWriteSize {
 		q.spare = b[:0] // busy: keep it; release drops it when idle
