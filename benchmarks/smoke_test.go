@@ -133,7 +133,7 @@ func TestProgram(t *testing.T) {
 	require.NoError(t, err)
 	for _, want := range []string{
 		"Machine: go", "one-way 64 B", "ping-pong 64 B", "requests 64 B", "8 goroutines",
-		"Memory per idle connection", "allocations per 64 B echo frame", "targets of issue 9",
+		"Memory per idle connection", "allocations per 64 B echo frame", "targets of issue 20",
 		"| framed Client.Send |", "| framed Writer/Reader |", "| framed Client.Request |",
 		"| one-way 64 B, Conn.WriteFrame loop, frames/s | framed |",
 		"| one-way 64 B, Client.Send loop, frames/s | framed Client.Send |",
