@@ -168,13 +168,12 @@ type Client struct {
 	recvMu    sync.Mutex // one Receive reads at a time
 	calls     sync.Pool  // of *call, reused once their reply is taken
 
-	mu        sync.Mutex
-	mode      clientMode
-	pending   callQueue // Requests waiting for replies, oldest first
-	owed      int       // calls in pending whose caller has gone
-	owedSince time.Time // when owed last went from 0 to 1
-	err       error     // why Requests fail; set once
-	closed    bool
+	mu      sync.Mutex
+	mode    clientMode
+	pending callQueue // Requests waiting for replies, oldest first; dropped for those whose caller has gone
+	debt    debt      // the replies owed to dropped entries of pending
+	err     error     // why Requests fail; set once
+	closed  bool
 
 	wg       sync.WaitGroup // the reader
 	closing  sync.Once
@@ -350,29 +349,28 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	case <-cl.done:
 	case <-ctx.Done():
 		if c.abandon(cl) {
-			return nil, ctx.Err() // cl stays with the reader
+			c.calls.Put(cl) // the queue no longer holds it
+			return nil, ctx.Err()
 		}
 		<-cl.done // the reader has taken its reply and is handing it over
 	}
 	// The reader is done with cl: reuse it.
 	reply, err := cl.reply, cl.err
-	cl.reply, cl.err, cl.taken = nil, nil, false
+	cl.reply, cl.err = nil, nil
 	c.calls.Put(cl)
 	return reply, err
 }
 
-// abandon marks cl, whose caller's ctx has ended, as owed a reply that
-// will be dropped, unless the reader has taken it already. It reports
+// abandon puts dropped in cl's place in the queue, so that its reply is
+// read and dropped, unless the reader has taken cl already. It reports
 // whether cl was abandoned.
 func (c *Client) abandon(cl *call) bool {
 	c.mu.Lock()
-	if cl.taken {
+	if !c.pending.replace(cl, dropped) {
 		c.mu.Unlock()
 		return false
 	}
-	cl.abandoned = true
-	c.owed++
-	if c.owed > 1 || c.err != nil {
+	if c.err != nil {
 		c.mu.Unlock()
 		return true
 	}
@@ -381,12 +379,74 @@ func (c *Client) abandon(cl *call) bool {
 		c.fail(fmt.Errorf("%w: a Request gave up on its reply", ErrOutOfStep))
 		return true
 	}
-	// In debt from now on: the reader's read ends at the bound, and the
-	// reader fails the Client if the debt is still there.
-	c.owedSince = time.Now()
-	c.conn.SetReadDeadline(c.owedSince.Add(c.lateReply))
+	c.debt.owe(c.lateReply, c.outOfStep)
 	c.mu.Unlock()
 	return true
+}
+
+// outOfStep fails the Client when the replies it owes have not come
+// within LateReplyTimeout. The debt's timer calls it.
+func (c *Client) outOfStep() {
+	c.mu.Lock()
+	err := c.debt.overdue(c.lateReply)
+	c.mu.Unlock()
+	if err != nil {
+		c.fail(err)
+	}
+}
+
+// debt is what a Client owes the stream: the replies of Requests whose
+// callers gave up, which it must read and drop to stay in step. It is
+// guarded by the Client's mu.
+type debt struct {
+	owed  int         // the dropped entries in the Client's pending queue
+	since time.Time   // when owed last went from 0 to 1
+	timer *time.Timer // runs while owed > 0, and fails the Client when it fires
+}
+
+// owe adds one reply to the debt, starting the timer when it is the first.
+func (d *debt) owe(limit time.Duration, expire func()) {
+	d.owed++
+	if d.owed > 1 {
+		return
+	}
+	d.since = time.Now()
+	if d.timer == nil {
+		d.timer = time.AfterFunc(limit, expire)
+	} else {
+		d.timer.Reset(limit)
+	}
+}
+
+// pay takes one reply off the debt, stopping the timer when it is the last.
+func (d *debt) pay() {
+	d.owed--
+	if d.owed == 0 {
+		d.timer.Stop()
+	}
+}
+
+// clear forgets the debt: the Client has failed.
+func (d *debt) clear() {
+	d.owed = 0
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
+// overdue returns [ErrOutOfStep], wrapped, when replies have been owed
+// for limit. A timer that fires late, for a debt paid and owed again
+// since, sets itself for the rest of the new debt's time instead.
+func (d *debt) overdue(limit time.Duration) error {
+	if d.owed == 0 {
+		return nil
+	}
+	if left := limit - time.Since(d.since); left > 0 {
+		d.timer.Reset(left)
+		return nil
+	}
+	return fmt.Errorf("%w: the replies owed to %d Requests that gave up did not come within %v",
+		ErrOutOfStep, d.owed, limit)
 }
 
 // startRequests starts the reader on the first Request.
@@ -416,19 +476,9 @@ func (c *Client) readReplies() {
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
-				c.mu.Lock()
-				debt := c.debtLocked()
-				if c.owed == 0 {
-					// The debt was paid meanwhile, or the deadline was
-					// not the debt's (say, one set on the Conn before
-					// NewClient): with nothing owed, read with none.
-					c.conn.SetReadDeadline(time.Time{})
-				}
-				c.mu.Unlock()
-				if debt != nil {
-					c.fail(debt)
-					return
-				}
+				// A deadline set on the Conn before NewClient: the Client
+				// owns the Conn now, and reads with none.
+				c.conn.SetReadDeadline(time.Time{})
 				continue
 			}
 			c.fail(c.readFailure(err))
@@ -436,42 +486,18 @@ func (c *Client) readReplies() {
 		}
 		c.mu.Lock()
 		cl, ok := c.pending.pop()
-		if !ok {
-			c.mu.Unlock()
+		if ok && cl == dropped {
+			c.debt.pay()
+		}
+		c.mu.Unlock()
+		switch {
+		case !ok:
 			c.fail(errUnexpectedFrame)
 			return
-		}
-		cl.taken = true
-		abandoned := cl.abandoned
-		if abandoned {
-			c.owed--
-			cl.abandoned, cl.taken = false, false
-			if c.owed == 0 {
-				c.conn.SetReadDeadline(time.Time{}) // out of debt
-			}
-		}
-		debt := c.debtLocked()
-		c.mu.Unlock()
-		if abandoned {
-			c.calls.Put(cl)
-		} else {
+		case cl != dropped:
 			cl.finish(clone(p), nil)
 		}
-		if debt != nil {
-			c.fail(debt)
-			return
-		}
 	}
-}
-
-// debtLocked returns [ErrOutOfStep], wrapped, when replies owed to
-// abandoned Requests have been owed for longer than LateReplyTimeout.
-func (c *Client) debtLocked() error {
-	if c.owed == 0 || time.Since(c.owedSince) < c.lateReply {
-		return nil
-	}
-	return fmt.Errorf("%w: the replies owed to %d Requests that gave up did not come within %v",
-		ErrOutOfStep, c.owed, c.lateReply)
 }
 
 // readFailure returns the error that Requests report when reading replies
@@ -503,12 +529,11 @@ func (c *Client) fail(err error) {
 		if !ok {
 			break
 		}
-		cl.taken = true
-		if !cl.abandoned {
+		if cl != dropped {
 			failed = append(failed, cl)
 		}
 	}
-	c.owed = 0
+	c.debt.clear()
 	c.mu.Unlock()
 	for _, cl := range failed {
 		cl.finish(nil, err)
@@ -557,15 +582,16 @@ func (c *Client) Close() error {
 	return err
 }
 
-// call is one Request waiting for its reply. Its taken and abandoned
-// fields are guarded by the Client's mu.
+// call is one Request waiting for its reply.
 type call struct {
-	done      chan struct{} // receives once reply or err is set
-	reply     []byte
-	err       error
-	taken     bool // the reader has popped it: a reply or an error is coming
-	abandoned bool // the caller has gone: drop the reply
+	done  chan struct{} // receives once reply or err is set
+	reply []byte
+	err   error
 }
+
+// dropped stands in the pending queue for a Request whose caller has gone:
+// its reply is read and dropped.
+var dropped = new(call)
 
 func (cl *call) finish(reply []byte, err error) {
 	cl.reply, cl.err = reply, err
@@ -588,6 +614,17 @@ func (q *callQueue) push(cl *call) {
 	}
 	q.buf[(q.head+q.n)%len(q.buf)] = cl
 	q.n++
+}
+
+// replace puts with in cl's place, and reports whether cl was queued.
+func (q *callQueue) replace(cl, with *call) bool {
+	for i := range q.n {
+		if j := (q.head + i) % len(q.buf); q.buf[j] == cl {
+			q.buf[j] = with
+			return true
+		}
+	}
+	return false
 }
 
 func (q *callQueue) pop() (*call, bool) {
