@@ -551,8 +551,9 @@ const DefaultWriteBufferSize = 64 << 10
 
 // Writer writes frames to a stream through a buffer, so that many small
 // frames go out in one write. Call Flush to send what is buffered. A payload
-// larger than the buffer is written straight from the caller's slice
-// (header, buffered frames and payload in one vectored write) with no copy.
+// that does not fit in the room left and is at least half the buffer's size
+// is written straight from the caller's slice (header, buffered frames and
+// payload in one vectored write) with no copy; smaller ones are copied.
 //
 // A Writer is not safe for concurrent use; see [Conn] for that.
 type Writer struct {
