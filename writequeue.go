@@ -276,7 +276,7 @@ func (q *writeQueue) send(ctx context.Context, head, body []byte, kind sendKind,
 			return err
 		}
 	}
-	lone := q.loneLocked()
+	lone := kind == sendStream && q.loneLocked()
 	end := q.appendLocked(head, body, kind == sendDirect)
 	if q.counts != nil {
 		q.counts.frames.Add(1) // before it goes out, so a peer never sees a frame not yet counted
