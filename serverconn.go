@@ -109,12 +109,14 @@ func (e connEnd) discards() bool {
 	return e == endClosed || e == endWriteTimeout || e == endConnError
 }
 
-// serveConn serves sc until it ends, closes it, and reports it gone.
+// serveConn serves sc until it ends, closes it, and reports it gone. ctx
+// is the handler ctx, which names sc for Shutdown.
 func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	c := sc.c
-	sc.runningHere()
 	if s.ConnState != nil {
+		s.life.enterUser(&sc.tracked)
 		s.ConnState(c, StateNew)
+		s.life.leaveUser(&sc.tracked)
 	}
 	end, err := s.serveFrames(ctx, sc)
 	if end.discards() {
@@ -132,6 +134,7 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 		s.Logger.LogAttrs(ctx, slog.LevelDebug, "framed: connection closed", attrs...)
 	}
 	if s.ConnState != nil {
+		s.life.enterUser(&sc.tracked) // until untrackConn: Close need not wait for the rest
 		s.ConnState(c, StateClosed)
 	}
 	s.untrackConn(sc)
@@ -190,9 +193,15 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 // from the Conn itself still sees the stream in order. One recover covers
 // the run: a handler panic ends the connection, so there is no run to
 // go back to. While draining, the run is one frame: serveFrames checks
-// the drain point before each.
+// the drain point before each. Once Close has reached the connection, no
+// handler is called.
+//
+// The run is code of the user's for the lifecycle: Close does not wait
+// for it, since a handler may be what called Close.
 func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []byte) (n int64, end connEnd, err error) {
 	c := sc.c
+	s.life.enterUser(&sc.tracked)
+	defer s.life.leaveUser(&sc.tracked)
 	defer func() {
 		if v := recover(); v != nil {
 			end, err = endPanic, recovered(s.Logger, v, "remote", c.RemoteAddr())
@@ -200,6 +209,12 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 	}()
 	rd := c.rd
 	for {
+		// Checked after enterUser: a Close that finds the run not yet
+		// marked waits for it, and one that finds it marked has already
+		// stored the closed state that this check then sees.
+		if sc.load() == connClosed {
+			return n, endClosed, ErrServerClosed
+		}
 		n++
 		if err := h.ServeFrame(ctx, c, p); err != nil {
 			return n, endHandlerError, err
