@@ -390,7 +390,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		if tlsConfig != nil {
 			nc = tls.Server(nc, tlsConfig)
 		}
-		sc := &serverConn{c: NewConn(nc, cfg), sem: sem}
+		sc := &serverConn{srv: s, c: NewConn(nc, cfg), sem: sem}
 		sc.c.q.counts = &sc.out
 		ctx, cancel := context.WithCancel(baseCtx)
 		sc.cancel = cancel
@@ -469,7 +469,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	for sc := range s.conns {
-		sc.shutdown()
+		sc.setState(connStopping)
 	}
 	s.mu.Unlock()
 	if werr := s.life.waitShutdown(ctx); werr != nil {
@@ -490,7 +490,7 @@ func (s *Server) Close() error {
 	err := s.closeListenersLocked()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
-		sc.state.Store(int32(connClosed))
+		sc.setState(connClosed)
 		conns = append(conns, sc)
 	}
 	s.mu.Unlock()

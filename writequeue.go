@@ -619,6 +619,13 @@ func (q *writeQueue) setCorked(corked bool) {
 	q.mu.Unlock()
 }
 
+// cork holds the frames written from now on until uncork.
+func (q *writeQueue) cork() { q.setCorked(true) }
+
+// uncork writes the frames held, waits until they are on the wire, and
+// stops holding. When the queue is not corked it just flushes.
+func (q *writeQueue) uncork() error { return q.flushUncork(true) }
+
 // setDeadline is [Conn.SetWriteDeadline].
 func (q *writeQueue) setDeadline(t time.Time) error {
 	q.mu.Lock()
