@@ -341,24 +341,16 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		return r.readBig()
 	}
 	if r.nextOK {
-		r.nextOK = false
-		end := r.r + r.next.hlen + r.next.n
-		r.skipField(r.next.hlen)
-		start := r.r
-		r.r = end
-		return r.buf[start:end:end], nil
+		return r.take(r.next.n, r.next.hlen), nil
 	}
 	for {
 		n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 		if err == nil {
-			if end := r.r + hlen + n; end <= r.w {
-				r.skipField(hlen)
-				p := r.buf[r.r:end:end]
-				r.r = end
+			if r.r+hlen+n <= r.w {
 				if cap(r.big) > growChunk {
 					r.big = nil // large frames have stopped: let the memory go
 				}
-				return p, nil
+				return r.take(n, hlen), nil
 			}
 			if hlen+n > len(r.buf) {
 				r.skipField(hlen)
@@ -374,6 +366,19 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			return nil, r.fail(noEOF(err))
 		}
 	}
+}
+
+// take consumes the frame at the start of the buffered bytes, buffered
+// whole, whose header is hlen bytes long and gives its length as n, and
+// returns it without its length field. It is the one place a frame is
+// taken from the buffer; it forgets the header that frameBuffered found.
+func (r *Reader) take(n, hlen int) []byte {
+	end := r.r + hlen + n
+	r.skipField(hlen)
+	p := r.buf[r.r:end:end]
+	r.r = end
+	r.nextOK = false
+	return p
 }
 
 // skipField steps over the length field of the frame whose header starts
@@ -464,6 +469,23 @@ func (r *Reader) waitData() error {
 	return r.fail(r.fill())
 }
 
+// readIdle reads once with read into a Reader that has nothing buffered:
+// it takes the buffer for the read, keeps the n bytes read, and gives the
+// buffer back when n is zero, so that a Reader waiting for its source to
+// become readable holds none. It is how a [Conn] on a socket waits for
+// the next frame (see idleReader).
+func (r *Reader) readIdle(read func(p []byte) (n int, err error)) (int, error) {
+	if r.buf == nil {
+		r.getBuf()
+	}
+	n, err := read(r.buf[r.w:])
+	r.w += n
+	if n == 0 {
+		r.releaseBuf()
+	}
+	return n, err
+}
+
 // fail records err if the stream cannot go on after it, and returns it.
 func (r *Reader) fail(err error) error {
 	if err == nil {
@@ -511,12 +533,7 @@ func (r *Reader) bufferedFrame() ([]byte, bool) {
 		return nil, false
 	}
 	if r.nextOK {
-		r.nextOK = false
-		end := r.r + r.next.hlen + r.next.n
-		r.skipField(r.next.hlen)
-		start := r.r
-		r.r = end
-		return r.buf[start:end:end], true
+		return r.take(r.next.n, r.next.hlen), true
 	}
 	b := r.buf[r.r:r.w]
 	if r.le32 {
@@ -530,18 +547,13 @@ func (r *Reader) bufferedFrame() ([]byte, bool) {
 		if n < 0 || n > r.limit || 4+n > len(b) {
 			return nil, false
 		}
-		r.r += 4 + n
-		return b[4 : 4+n : 4+n], true
+		return r.take(n, 4), true
 	}
 	n, hlen, err := r.lf.parse(b, r.limit)
 	if err != nil || hlen+n > len(b) {
 		return nil, false
 	}
-	end := r.r + hlen + n
-	r.skipField(hlen)
-	start := r.r
-	r.r = end
-	return r.buf[start:end:end], true
+	return r.take(n, hlen), true
 }
 
 // DefaultWriteBufferSize is the size of a [Writer]'s buffer: 64 KiB, as a
