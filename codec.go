@@ -30,10 +30,11 @@ func Encode(msg []byte) ([]byte, error) { return Format{}.Encode(msg) }
 func AppendFrame(dst, msg []byte) ([]byte, error) { return Format{}.AppendFrame(dst, msg) }
 
 // Decode reads one frame of the default [Format] from r and returns its
-// payload in a new slice. It returns [io.EOF] only when r ends exactly
-// between frames, [io.ErrUnexpectedEOF] when it ends inside one,
-// [ErrInvalidLength] for a negative length, and a [*FrameTooLargeError] for
-// a length above [DefaultMaxFrameSize]; it never returns a partial frame.
+// payload, the frame without its length field, in a new slice. It returns
+// [io.EOF] only when r ends exactly between frames, [io.ErrUnexpectedEOF]
+// when it ends inside one, [ErrInvalidLength] for a negative length, and a
+// [*FrameTooLargeError] for a length above [DefaultMaxFrameSize]; it never
+// returns a partial frame.
 //
 // Memory follows the bytes received: a header that claims a large frame
 // costs at most twice the bytes that actually arrive, plus 64 KiB.
@@ -65,7 +66,11 @@ func (f Format) AppendFrame(dst, msg []byte) ([]byte, error) {
 	return append(head, body...), nil
 }
 
-// Decode reads one frame of f from r. See the package-level [Decode].
+// Decode reads one frame of f from r and returns it without its length
+// field (see [Format]) in a new slice, with the errors and the memory
+// bound of the package-level [Decode], f's limit in place of
+// DefaultMaxFrameSize. An invalid f is an error matching
+// [ErrInvalidFormat].
 func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
@@ -322,14 +327,16 @@ func putBig(b []byte) {
 	}
 }
 
-// ReadFrame reads the next frame and returns its payload. The slice is
-// valid only until the next call to ReadFrame; use [bytes.Clone] to keep it.
+// ReadFrame reads the next frame and returns it without its length field:
+// the payload, or with a layout the payload and the header fields other
+// than the length (see [Format]). The slice is valid only until the next
+// call to ReadFrame; use [bytes.Clone] to keep it.
 // In steady state ReadFrame does not allocate.
 //
 // At the end of the stream exactly between frames it returns [io.EOF]; inside
 // a frame, [io.ErrUnexpectedEOF]. A negative length is [ErrInvalidLength] and
 // a length above the limit a [*FrameTooLargeError], both found from the header
-// alone, before any payload is read or allocated. After any of these, and
+// alone, before any byte after it is read or allocated. After any of these, and
 // after any other read error that is not a timeout, every later call returns
 // the same error. A timeout (see [net.Error]) leaves the Reader as it was:
 // the bytes that did arrive are kept and the next call goes on from there.

@@ -8,8 +8,10 @@ import (
 	"strconv"
 )
 
-// DefaultMaxFrameSize is the largest payload accepted when a [Format]'s
-// MaxFrameSize is zero: 4 MiB, the same as gRPC's default receive limit.
+// DefaultMaxFrameSize is the largest frame accepted when a [Format]'s
+// MaxFrameSize is zero: 4 MiB, the same as gRPC's default receive limit. A
+// frame is counted without its length field, as [Format] defines it: the
+// payload, or with a layout the payload and the other header fields.
 const DefaultMaxFrameSize = 4 << 20
 
 // maxUvarintLen is the longest valid unsigned varint header.
