@@ -114,8 +114,8 @@ func (s ConnState) String() string {
 // does not wait for.
 //
 // A Serve loop survives temporary accept errors (such as running out of
-// file descriptors): it logs them and retries after 5 ms, doubling the
-// wait up to a second.
+// file descriptors): it logs them at level Warn and retries after 5 ms,
+// doubling the wait up to a second.
 //
 // # Replies
 //
@@ -179,9 +179,9 @@ type Server struct {
 	// GetCertificate or GetConfigForClient).
 	TLSConfig *tls.Config
 
-	// Logger receives accept errors and handler panics at level Error, and
-	// why each connection closed at level Debug. Nil means nothing is
-	// logged.
+	// Logger receives handler panics at level Error, accept errors that
+	// Serve retries at level Warn, and why each connection closed at level
+	// Debug. Nil means nothing is logged.
 	Logger *slog.Logger
 
 	// ConnState, when not nil, is called with [StateNew] and then

@@ -1,0 +1,116 @@
+package framed_test
+
+import (
+	"context"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"log/slog"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/framed-go/framed"
+)
+
+// serverFieldDoc returns the doc comment of the Server field name in
+// server.go, on one line.
+func serverFieldDoc(t *testing.T, name string) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "server.go", nil, parser.ParseComments)
+	require.NoError(t, err)
+	var doc string
+	ast.Inspect(f, func(n ast.Node) bool {
+		ts, ok := n.(*ast.TypeSpec)
+		if !ok || ts.Name.Name != "Server" {
+			return true
+		}
+		for _, field := range ts.Type.(*ast.StructType).Fields.List {
+			for _, id := range field.Names {
+				if id.Name == name {
+					doc = field.Doc.Text()
+				}
+			}
+		}
+		return false
+	})
+	require.NotEmpty(t, doc, "Server.%s has a doc comment", name)
+	return strings.Join(strings.Fields(doc), " ")
+}
+
+// levelRecorder is a slog.Handler that keeps the level of each message.
+type levelRecorder struct {
+	mu     sync.Mutex
+	levels map[string]slog.Level
+}
+
+func (h *levelRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (h *levelRecorder) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *levelRecorder) WithGroup(string) slog.Handler            { return h }
+
+func (h *levelRecorder) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.levels[r.Message] = r.Level
+	return nil
+}
+
+func (h *levelRecorder) level(t *testing.T, msg string) slog.Level {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l, ok := h.levels[msg]
+	require.True(t, ok, "%q was logged", msg)
+	return l
+}
+
+// TestServerLoggerDocLevels: the levels that Server.Logger's doc gives
+// are those the Server logs at.
+func TestServerLoggerDocLevels(t *testing.T) {
+	doc := serverFieldDoc(t, "Logger")
+	docLevel := func(what string) slog.Level {
+		m := regexp.MustCompile(regexp.QuoteMeta(what) + `[^.;,]*? at level (\w+)`).FindStringSubmatch(doc)
+		require.NotNil(t, m, "Logger's doc gives the level of %s: %q", what, doc)
+		var l slog.Level
+		require.NoError(t, l.UnmarshalText([]byte(m[1])), "Logger's doc: level of %s", what)
+		return l
+	}
+
+	rec := &levelRecorder{levels: map[string]slog.Level{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	tl := &tempListener{Listener: ln}
+	tl.n.Store(1)
+	closed := make(chan struct{}, 1)
+	s := &framed.Server{
+		Logger: slog.New(rec),
+		Handler: framed.HandlerFunc(func(context.Context, *framed.Conn, []byte) error {
+			panic("handler bug")
+		}),
+		ConnState: func(_ *framed.Conn, st framed.ConnState) {
+			if st == framed.StateClosed {
+				closed <- struct{}{}
+			}
+		},
+	}
+	r := serveOn(t, s, tl)
+	require.NoError(t, dial(t, r.addr).WriteFrame([]byte("panic")))
+	wait(t, closed, "the connection to close")
+
+	tests := []struct {
+		doc string // what the doc names
+		msg string // the message the Server logs
+	}{
+		{"handler panics", "framed: handler panic"},
+		{"accept errors", "framed: accept failed; retrying"},
+		{"why each connection closed", "framed: connection closed"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, docLevel(tt.doc), rec.level(t, tt.msg), "the level of %s", tt.doc)
+	}
+}
