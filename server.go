@@ -25,9 +25,15 @@ const defaultAddr = ":8888"
 // the connection's own goroutine: the connection's next frame is not read
 // until ServeFrame returns. frame is valid only until ServeFrame returns;
 // use [bytes.Clone] to keep it. ServeFrame may write zero, one or many
-// frames with c.WriteFrame, also from goroutines it starts, and must not
-// call c.ReadFrame. A non-nil error closes the connection, after the frames
-// already written are sent.
+// frames with c.WriteFrame, also from goroutines it starts. It may also
+// read the connection's next frames itself with c.ReadFrame, for a message
+// that spans frames: those are not passed to ServeFrame, and frame is
+// valid only until that call. The read deadline then in force is the last
+// one the server set, for IdleTimeout or FrameTimeout, which may have
+// passed: set one with c.SetReadDeadline, and on a Server with neither
+// timeout clear it before returning, since the server then sets none. A
+// non-nil error closes the connection, after the frames already written
+// are sent.
 //
 // ctx descends from the Server's BaseContext. It is cancelled when the
 // connection closes and when [Server.Close] is called, but not by

@@ -2,6 +2,7 @@ package framed_test
 
 import (
 	"context"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -112,5 +113,53 @@ func TestServerLoggerDocLevels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, docLevel(tt.doc), rec.level(t, tt.msg), "the level of %s", tt.doc)
+	}
+}
+
+// TestServerHandlerReadsFrames: a handler may read the connection's next
+// frames itself, as its doc says, whether they arrived with the frame it
+// serves or come later; those are not served, and the frames after them
+// are, in order.
+func TestServerHandlerReadsFrames(t *testing.T) {
+	reading := make(chan struct{}, 4)
+	s := &framed.Server{Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
+		if string(p) != "begin" {
+			return c.WriteFrame(p)
+		}
+		reading <- struct{}{}
+		body, err := c.ReadFrame()
+		if err != nil {
+			return err
+		}
+		return c.WriteFrame([]byte("begin:" + string(body)))
+	})}
+	r := serve(t, s)
+	for _, together := range []bool{true, false} {
+		t.Run(fmt.Sprintf("together=%v", together), func(t *testing.T) {
+			nc := dialRaw(t, r.addr)
+			write := func(msgs ...string) {
+				var b []byte
+				for _, m := range msgs {
+					b = append(b, encoded(t, []byte(m))...)
+				}
+				_, err := nc.Write(b)
+				require.NoError(t, err)
+			}
+			if together {
+				write("begin", "one", "ping", "begin", "two")
+			} else {
+				write("begin")
+				wait(t, reading, "the handler to read the body")
+				write("one", "ping", "begin")
+				wait(t, reading, "the handler to read the body")
+				write("two")
+			}
+			rd := framed.NewReader(nc, framed.Format{})
+			for _, want := range []string{"begin:one", "ping", "begin:two"} {
+				got, err := rd.ReadFrame()
+				require.NoError(t, err)
+				assert.Equal(t, want, string(got))
+			}
+		})
 	}
 }
