@@ -217,9 +217,10 @@ type Server struct {
 
 // ServerStats is a snapshot of a [Server]'s counters, from [Server.Stats].
 // Every count covers the Server's whole life. The counts from
-// FramesTooLarge on are of connections closed, by reason; a connection
-// closed by its peer between frames, by Shutdown or by Close is in none of
-// them.
+// FramesTooLarge to PanicsRecovered are of connections closed, by reason;
+// a connection closed by its peer between frames, by Shutdown or by Close
+// is in none of them. LingerTimeouts counts connections of every reason
+// that closed gracefully, Shutdown's included, whose linger ran out.
 type ServerStats struct {
 	Accepted      int64 // connections served
 	Active        int64 // connections open now
@@ -241,8 +242,10 @@ type ServerStats struct {
 	PanicsRecovered int64 // a handler panicked
 
 	// LingerTimeouts counts connections closed gracefully (see
-	// [Server.Shutdown]) whose peer neither closed nor stopped sending
-	// within half a second of the FIN, and were then closed anyway.
+	// [Server.Shutdown]), whatever the reason, whose peer neither closed
+	// nor stopped sending within half a second of the FIN, and were then
+	// closed anyway. A connection that cannot half-close, such as one over
+	// net.Pipe, does not linger and is never counted.
 	LingerTimeouts int64
 }
 

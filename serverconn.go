@@ -174,7 +174,7 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	end, err := s.serveFrames(ctx, sc)
 	if end.discards() {
 		c.Close()
-	} else if !lingerClose(c) {
+	} else if lingerClose(c) {
 		s.counters.lingerTimeouts.inc()
 	}
 	sc.cancel()
@@ -388,32 +388,26 @@ func (s *Server) count(end connEnd) {
 
 // lingerClose sends what is queued on c and a FIN, then discards what the
 // peer sends until it closes or lingerTimeout passes, and closes c. It
-// reports false when the linger timed out. Closing a TCP socket with
-// unread bytes sends a reset, and a reset makes the kernel drop the
-// replies it has not sent yet. A connection that cannot half-close still
-// sends what is queued before it closes.
-func lingerClose(c *Conn) (closedByPeer bool) {
-	closedByPeer = true
+// reports whether the linger ran out with the peer still open. Closing a
+// TCP socket with unread bytes sends a reset, and a reset makes the kernel
+// drop the replies it has not sent yet. A connection that cannot
+// half-close (net.Pipe, or a CloseWrite that fails) sends what is queued,
+// if it can, and closes at once: there is no FIN to linger after.
+//
+// Nothing else sets c's read deadline meanwhile: Shutdown sets one only
+// on a connection idle between frames, and a connection that has left its
+// loop is not.
+func lingerClose(c *Conn) (timedOut bool) {
 	err := c.CloseWrite()
 	if errors.Is(err, errors.ErrUnsupported) {
 		c.Flush()
 	}
-	if err == nil {
-		closedByPeer = false
-		end := time.Now().Add(lingerTimeout)
-		// Shutdown may set a passed deadline once more after this one:
-		// then the read times out early and starts again.
-		for time.Now().Before(end) && c.SetReadDeadline(end) == nil {
-			_, err := io.Copy(io.Discard, &c.in)
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				closedByPeer = true
-				break
-			}
-		}
+	if err == nil && c.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
+		_, err := io.Copy(io.Discard, &c.in)
+		timedOut = isTimeout(err)
 	}
 	c.Close()
-	return closedByPeer
+	return timedOut
 }
 
 // isTimeout reports whether err is a timeout, as a read or write whose
