@@ -101,7 +101,8 @@ func (s ConnState) String() string {
 // [Server.Close], and at once when called after them. Close and Shutdown
 // may be called any number of times, at once, before Serve, and from any
 // goroutine, handlers, ConnState hooks and the goroutines they start
-// included; neither ever waits for its caller. Close closes every listener
+// included. Close never waits for its caller, nor Shutdown when given the
+// caller's ctx, as below. Close closes every listener
 // and connection, cancels the handler contexts, and returns once the Serve
 // loops and connections have stopped, except a connection that is running
 // its handler or a ConnState hook: like net/http's Close and gRPC's Stop,
