@@ -30,10 +30,11 @@ func Encode(msg []byte) ([]byte, error) { return Format{}.Encode(msg) }
 func AppendFrame(dst, msg []byte) ([]byte, error) { return Format{}.AppendFrame(dst, msg) }
 
 // Decode reads one frame of the default [Format] from r and returns its
-// payload in a new slice. It returns [io.EOF] only when r ends exactly
-// between frames, [io.ErrUnexpectedEOF] when it ends inside one,
-// [ErrInvalidLength] for a negative length, and a [*FrameTooLargeError] for
-// a length above [DefaultMaxFrameSize]; it never returns a partial frame.
+// payload, the frame without its length field, in a new slice. It returns
+// [io.EOF] only when r ends exactly between frames, [io.ErrUnexpectedEOF]
+// when it ends inside one, [ErrInvalidLength] for a negative length, and a
+// [*FrameTooLargeError] for a length above [DefaultMaxFrameSize]; it never
+// returns a partial frame.
 //
 // Memory follows the bytes received: a header that claims a large frame
 // costs at most twice the bytes that actually arrive, plus 64 KiB.
@@ -65,7 +66,11 @@ func (f Format) AppendFrame(dst, msg []byte) ([]byte, error) {
 	return append(head, body...), nil
 }
 
-// Decode reads one frame of f from r. See the package-level [Decode].
+// Decode reads one frame of f from r and returns it without its length
+// field (see [Format]) in a new slice, with the errors and the memory
+// bound of the package-level [Decode], f's limit in place of
+// DefaultMaxFrameSize. An invalid f is an error matching
+// [ErrInvalidFormat].
 func (f Format) Decode(r *bufio.Reader) ([]byte, error) {
 	if err := f.check(); err != nil {
 		return nil, err
@@ -322,14 +327,16 @@ func putBig(b []byte) {
 	}
 }
 
-// ReadFrame reads the next frame and returns its payload. The slice is
-// valid only until the next call to ReadFrame; use [bytes.Clone] to keep it.
+// ReadFrame reads the next frame and returns it without its length field:
+// the payload, or with a layout the payload and the header fields other
+// than the length (see [Format]). The slice is valid only until the next
+// call to ReadFrame; use [bytes.Clone] to keep it.
 // In steady state ReadFrame does not allocate.
 //
 // At the end of the stream exactly between frames it returns [io.EOF]; inside
 // a frame, [io.ErrUnexpectedEOF]. A negative length is [ErrInvalidLength] and
 // a length above the limit a [*FrameTooLargeError], both found from the header
-// alone, before any payload is read or allocated. After any of these, and
+// alone, before any byte after it is read or allocated. After any of these, and
 // after any other read error that is not a timeout, every later call returns
 // the same error. A timeout (see [net.Error]) leaves the Reader as it was:
 // the bytes that did arrive are kept and the next call goes on from there.
@@ -341,24 +348,16 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 		return r.readBig()
 	}
 	if r.nextOK {
-		r.nextOK = false
-		end := r.r + r.next.hlen + r.next.n
-		r.skipField(r.next.hlen)
-		start := r.r
-		r.r = end
-		return r.buf[start:end:end], nil
+		return r.take(r.next.n, r.next.hlen), nil
 	}
 	for {
 		n, hlen, err := r.lf.parse(r.buf[r.r:r.w], r.limit)
 		if err == nil {
-			if end := r.r + hlen + n; end <= r.w {
-				r.skipField(hlen)
-				p := r.buf[r.r:end:end]
-				r.r = end
+			if r.r+hlen+n <= r.w {
 				if cap(r.big) > growChunk {
 					r.big = nil // large frames have stopped: let the memory go
 				}
-				return p, nil
+				return r.take(n, hlen), nil
 			}
 			if hlen+n > len(r.buf) {
 				r.skipField(hlen)
@@ -374,6 +373,19 @@ func (r *Reader) ReadFrame() ([]byte, error) {
 			return nil, r.fail(noEOF(err))
 		}
 	}
+}
+
+// take consumes the frame at the start of the buffered bytes, buffered
+// whole, whose header is hlen bytes long and gives its length as n, and
+// returns it without its length field. It is the one place a frame is
+// taken from the buffer; it forgets the header that frameBuffered found.
+func (r *Reader) take(n, hlen int) []byte {
+	end := r.r + hlen + n
+	r.skipField(hlen)
+	p := r.buf[r.r:end:end]
+	r.r = end
+	r.nextOK = false
+	return p
 }
 
 // skipField steps over the length field of the frame whose header starts
@@ -464,6 +476,23 @@ func (r *Reader) waitData() error {
 	return r.fail(r.fill())
 }
 
+// readIdle reads once with read into a Reader that has nothing buffered:
+// it takes the buffer for the read, keeps the n bytes read, and gives the
+// buffer back when n is zero, so that a Reader waiting for its source to
+// become readable holds none. It is how a [Conn] on a socket waits for
+// the next frame (see idleReader).
+func (r *Reader) readIdle(read func(p []byte) (n int, err error)) (int, error) {
+	if r.buf == nil {
+		r.getBuf()
+	}
+	n, err := read(r.buf[r.w:])
+	r.w += n
+	if n == 0 {
+		r.releaseBuf()
+	}
+	return n, err
+}
+
 // fail records err if the stream cannot go on after it, and returns it.
 func (r *Reader) fail(err error) error {
 	if err == nil {
@@ -511,12 +540,7 @@ func (r *Reader) bufferedFrame() ([]byte, bool) {
 		return nil, false
 	}
 	if r.nextOK {
-		r.nextOK = false
-		end := r.r + r.next.hlen + r.next.n
-		r.skipField(r.next.hlen)
-		start := r.r
-		r.r = end
-		return r.buf[start:end:end], true
+		return r.take(r.next.n, r.next.hlen), true
 	}
 	b := r.buf[r.r:r.w]
 	if r.le32 {
@@ -530,18 +554,13 @@ func (r *Reader) bufferedFrame() ([]byte, bool) {
 		if n < 0 || n > r.limit || 4+n > len(b) {
 			return nil, false
 		}
-		r.r += 4 + n
-		return b[4 : 4+n : 4+n], true
+		return r.take(n, 4), true
 	}
 	n, hlen, err := r.lf.parse(b, r.limit)
 	if err != nil || hlen+n > len(b) {
 		return nil, false
 	}
-	end := r.r + hlen + n
-	r.skipField(hlen)
-	start := r.r
-	r.r = end
-	return r.buf[start:end:end], true
+	return r.take(n, hlen), true
 }
 
 // DefaultWriteBufferSize is the size of a [Writer]'s buffer: 64 KiB, as a

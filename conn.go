@@ -126,10 +126,11 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	return fc
 }
 
-// ReadFrame reads the next frame, as [Reader.ReadFrame] does: the payload is
-// valid until the next call, [io.EOF] means the peer closed its side
-// exactly between frames, and a header that is invalid or above the limit
-// leaves the stream unusable (close the Conn).
+// ReadFrame reads the next frame, as [Reader.ReadFrame] does: it returns
+// the frame without its length field (see [Format]), valid until the next
+// call; [io.EOF] means the peer closed its side exactly between frames; and
+// a header that is invalid or above the limit leaves the stream unusable
+// (close the Conn).
 //
 // A read deadline that passes returns an error whose Timeout method reports
 // true and keeps the bytes received so far: after extending the deadline,

@@ -15,12 +15,14 @@ import (
 // the socket is readable. So a connection idle between frames costs no
 // read buffer, whatever the buffer's size.
 type idleRead struct {
-	rc   syscall.RawConn
-	rd   *Reader
-	in   *countingReader
-	read func(uintptr) bool // tryRead, made once so that waiting does not allocate
-	got  int
-	err  error
+	rc     syscall.RawConn
+	rd     *Reader
+	in     *countingReader
+	read   func(uintptr) bool        // tryRead, made once so that waiting does not allocate
+	readFd func([]byte) (int, error) // readSocket, likewise
+	fd     int                       // the socket, while the poller calls tryRead
+	got    int
+	err    error
 }
 
 // plainSocket returns c's raw connection when c is one of the net
@@ -56,7 +58,7 @@ func idleReader(c net.Conn, rd *Reader, in *countingReader) func() error {
 		return nil
 	}
 	ir := &idleRead{rc: rc, rd: rd, in: in}
-	ir.read = ir.tryRead
+	ir.read, ir.readFd = ir.tryRead, ir.readSocket
 	return ir.wait
 }
 
@@ -76,30 +78,33 @@ func (ir *idleRead) wait() error {
 	return nil
 }
 
-// tryRead reads what the socket has. It reports false, with the buffer
-// given back, when there is nothing yet: the poller then waits until the
-// socket is readable, closed or past its deadline, and calls it again.
+// tryRead reads what the socket has into the Reader. It reports false
+// when there is nothing yet, the Reader holding no buffer: the poller then
+// waits until the socket is readable, closed or past its deadline, and
+// calls it again.
 func (ir *idleRead) tryRead(fd uintptr) bool {
-	rd := ir.rd
-	if rd.buf == nil {
-		rd.getBuf()
+	ir.fd = int(fd)
+	n, err := ir.rd.readIdle(ir.readFd)
+	switch {
+	case err == syscall.EAGAIN:
+		return false
+	case err != nil:
+		ir.err = os.NewSyscallError("read", err)
+	case n > 0:
+		ir.got = n
+		ir.in.got(n)
 	}
+	return true
+}
+
+// readSocket is one read(2) of the socket, retried when a signal
+// interrupts it.
+func (ir *idleRead) readSocket(p []byte) (int, error) {
 	for {
-		n, err := syscall.Read(int(fd), rd.buf[rd.w:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			rd.releaseBuf()
-			return false
-		case err != nil:
-			ir.err = os.NewSyscallError("read", err)
-		case n > 0:
-			rd.w += n
-			ir.got = n
-			ir.in.got(n)
+		n, err := syscall.Read(ir.fd, p)
+		if err != syscall.EINTR {
+			return max(n, 0), err
 		}
-		return true
 	}
 }
 

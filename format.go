@@ -8,8 +8,10 @@ import (
 	"strconv"
 )
 
-// DefaultMaxFrameSize is the largest payload accepted when a [Format]'s
-// MaxFrameSize is zero: 4 MiB, the same as gRPC's default receive limit.
+// DefaultMaxFrameSize is the largest frame accepted when a [Format]'s
+// MaxFrameSize is zero: 4 MiB, the same as gRPC's default receive limit. A
+// frame is counted without its length field, as [Format] defines it: the
+// payload, or with a layout the payload and the other header fields.
 const DefaultMaxFrameSize = 4 << 20
 
 // maxUvarintLen is the longest valid unsigned varint header.
@@ -28,10 +30,8 @@ var (
 	// ErrFrameTooShort matches (with [errors.Is]) every [*FrameTooShortError].
 	ErrFrameTooShort = errors.New("framed: frame too short for its Format")
 
-	// ErrInvalidFormat is returned when a [Format] has a header size other
-	// than 0, 1, 2, 3, 4 or 8, a varint header with a size, a negative
-	// MaxFrameSize, a LengthOffset outside 0 to 1024, or a LengthAdjust
-	// that leaves no frame the length field can describe.
+	// ErrInvalidFormat is returned wherever an invalid [Format] is used;
+	// Format's doc, under Validity, lists what makes one invalid.
 	ErrInvalidFormat = errors.New("framed: invalid Format")
 )
 
@@ -117,10 +117,20 @@ const maxLengthAdjust = math.MaxInt32
 //	zinx (msgID u32, length u32 BE)    Format{LengthOffset: 4, BigEndian: true}
 //	easytcp (length u32 LE, id u32)    Format{LengthAdjust: 4}
 //	gRPC (flag u8, length u32 BE)      Format{LengthOffset: 1, BigEndian: true}
-//	HTTP/2 (length u24 BE, 6 bytes)    Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6}
+//	HTTP/2 (length u24 BE, 6 bytes)    Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16384 + 6}
 //	MySQL (length u24 LE, sequence)    Format{HeaderSize: 3, LengthAdjust: 1}
 //	TLS (type, version, length u16 BE) Format{LengthOffset: 3, HeaderSize: 2, BigEndian: true}
 //	length counts itself (u32 BE)      Format{BigEndian: true, LengthAdjust: -4}
+//
+// # Validity
+//
+// A Format is invalid, and every use of it is an error matching
+// [ErrInvalidFormat], when HeaderSize is not 0, 1, 2, 3, 4 or 8; when
+// Varint is set with a HeaderSize; when MaxFrameSize is negative, or below
+// the bytes of the header fields (LengthOffset, plus LengthAdjust when it
+// is positive); when LengthOffset is outside 0 to 1024; when LengthAdjust
+// is beyond ±(2³¹-1); or when a negative LengthAdjust leaves no length
+// that the field can hold.
 type Format struct {
 	// HeaderSize is the width of the length field in bytes: 1, 2, 3, 4 or
 	// 8. Zero means 4. Lengths of 1-, 2- and 3-byte fields are unsigned;

@@ -1,13 +1,10 @@
 package framed
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,24 +14,51 @@ import (
 var aLongTimeAgo = time.Unix(1, 0)
 
 // lifecycle is how a [Server] and a [UDPServer] track the goroutines they
-// run (Serve loops, connections) and stop: stopping begins once, closing
-// done, and then Shutdown and Close wait until every tracked goroutine has
-// left, except the one calling them, so that a handler may call them.
+// run (Serve loops, connections) and stop them: stopping begins once,
+// closing done, and then Close and Shutdown wait for the goroutines to
+// leave. Neither waits for the goroutine that calls it, which they cannot
+// tell apart from others by looking at it:
+//
+//   - Close waits for each goroutine until it leaves or is running code
+//     of the user's (a handler, a hook), which may be what called Close.
+//     Code of the library's returns soon once Close has closed the
+//     sockets, so this wait is short.
+//   - Shutdown waits for each goroutine until it leaves, but the caller's
+//     own, which it knows from the ctx the caller was given (see
+//     withCaller), and those of other Shutdown calls in progress, which
+//     wait for it as it would wait for them.
 type lifecycle struct {
 	stopping atomic.Bool
+	waiters  atomic.Int32 // goroutines in wait
 
 	mu      sync.Mutex
 	done    chan struct{} // closed when stopping begins
 	running map[*tracked]struct{}
-	left    chan struct{} // closed when a goroutine leaves, if someone waits
+	changed chan struct{} // closed when a goroutine leaves or begins code of the user's, if someone waits
 }
 
-// tracked is one goroutine a lifecycle waits for. Its id is set by the
-// goroutine itself once it runs.
-type tracked struct{ goid atomic.Uint64 }
+// tracked is one goroutine a lifecycle waits for.
+type tracked struct {
+	inUser    atomic.Bool  // running code of the user's: Close does not wait for it
+	shutdowns atomic.Int32 // Shutdown calls in progress whose ctx names it: Shutdown does not wait for it
+}
 
-// runningHere marks t as run by the calling goroutine.
-func (t *tracked) runningHere() { t.goid.Store(goroutineID()) }
+// callerKey is the key of the context value that names the tracked
+// goroutine serving a handler, for the lifecycle l.
+type callerKey struct{ l *lifecycle }
+
+// withCaller returns ctx with t as the goroutine its holder is served by,
+// so that Shutdown, given ctx or a context derived from it, does not wait
+// for t.
+func (l *lifecycle) withCaller(ctx context.Context, t *tracked) context.Context {
+	return context.WithValue(ctx, callerKey{l}, t)
+}
+
+// caller returns the goroutine that ctx names, or nil.
+func (l *lifecycle) caller(ctx context.Context) *tracked {
+	t, _ := ctx.Value(callerKey{l}).(*tracked)
+	return t
+}
 
 // doneChan returns the channel closed when stopping begins.
 func (l *lifecycle) doneChan() <-chan struct{} {
@@ -85,57 +109,89 @@ func (l *lifecycle) leave(t *tracked) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	delete(l.running, t)
-	if l.left != nil {
-		close(l.left)
-		l.left = nil
+	l.changedLocked()
+}
+
+// enterUser marks t as running code of the user's until leaveUser, and
+// tells a waiting Close, which stops waiting for it.
+func (l *lifecycle) enterUser(t *tracked) {
+	t.inUser.Store(true)
+	l.marked()
+}
+
+// leaveUser marks t as running code of the library's again.
+func (l *lifecycle) leaveUser(t *tracked) { t.inUser.Store(false) }
+
+// marked wakes the goroutines in wait, if any, after a mark that may let
+// them skip a goroutine. A goroutine that stores a mark and then finds no
+// waiter is seen by a waiter that comes later: both sides write before
+// they read.
+func (l *lifecycle) marked() {
+	if l.waiters.Load() > 0 {
+		l.mu.Lock()
+		l.changedLocked()
+		l.mu.Unlock()
 	}
 }
 
-// wait returns once no tracked goroutine is left but the caller's own, or
-// with ctx's error once ctx ends.
-func (l *lifecycle) wait(ctx context.Context) error {
-	self := goroutineID()
+// changedLocked wakes the goroutines in wait.
+func (l *lifecycle) changedLocked() {
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// waitClose waits, for Close, until every tracked goroutine has left or
+// is running code of the user's.
+func (l *lifecycle) waitClose() {
+	l.wait(context.Background(), func(t *tracked) bool { return t.inUser.Load() })
+}
+
+// waitShutdown waits, for Shutdown, until every tracked goroutine has
+// left but the one ctx names and those named by the ctx of another
+// waitShutdown in progress, or until ctx ends, and then returns ctx's
+// error.
+func (l *lifecycle) waitShutdown(ctx context.Context) error {
+	if self := l.caller(ctx); self != nil {
+		self.shutdowns.Add(1)
+		defer self.shutdowns.Add(-1)
+		l.marked()
+	}
+	return l.wait(ctx, func(t *tracked) bool { return t.shutdowns.Load() > 0 })
+}
+
+// wait returns once every tracked goroutine has left or is one that skip
+// accepts, or with ctx's error once ctx ends.
+func (l *lifecycle) wait(ctx context.Context, skip func(*tracked) bool) error {
+	l.waiters.Add(1)
+	defer l.waiters.Add(-1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		others := 0
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		changed := l.changed
+		waiting := false
 		for t := range l.running {
-			if t.goid.Load() != self {
-				others++
+			if !skip(t) {
+				waiting = true
+				break
 			}
 		}
-		if others == 0 {
+		if !waiting {
 			return nil
 		}
-		if l.left == nil {
-			l.left = make(chan struct{})
-		}
-		left := l.left
 		l.mu.Unlock()
 		select {
-		case <-left:
+		case <-changed:
 		case <-ctx.Done():
 			l.mu.Lock()
 			return ctx.Err()
 		}
 		l.mu.Lock()
 	}
-}
-
-// goroutineID returns the calling goroutine's id, which wait compares with
-// the one running each tracked goroutine, so that a handler calling Close
-// or Shutdown does not wait for itself. Go has no API for it; the first
-// line of the goroutine's stack trace names it, and golang.org/x/net/http2
-// reads it there too. It costs about a microsecond, once per connection.
-func goroutineID() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i >= 0 {
-		b = b[:i]
-	}
-	id, _ := strconv.ParseUint(string(b), 10, 64)
-	return id
 }
 
 // backoff returns how long to wait after a failed accept or read that is

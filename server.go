@@ -25,14 +25,23 @@ const defaultAddr = ":8888"
 // the connection's own goroutine: the connection's next frame is not read
 // until ServeFrame returns. frame is valid only until ServeFrame returns;
 // use [bytes.Clone] to keep it. ServeFrame may write zero, one or many
-// frames with c.WriteFrame, also from goroutines it starts, and must not
-// call c.ReadFrame. A non-nil error closes the connection, after the frames
-// already written are sent.
+// frames with c.WriteFrame, also from goroutines it starts. It may also
+// read the connection's next frames itself with c.ReadFrame, for a message
+// that spans frames: those are not passed to ServeFrame, and frame is
+// valid only until that call. The read deadline then in force is the last
+// one the server set, for IdleTimeout or FrameTimeout, which may have
+// passed: set one with c.SetReadDeadline, and on a Server with neither
+// timeout clear it before returning, since the server then sets none. A
+// non-nil error closes the connection, after the frames already written
+// are sent.
 //
 // ctx descends from the Server's BaseContext. It is cancelled when the
 // connection closes and when [Server.Close] is called, but not by
 // [Server.Shutdown], which lets running handlers finish. A handler that may
-// block must return once ctx is done: Close waits for it.
+// block must return once ctx is done: Close does not wait for it, but
+// Shutdown does, and the connection counts in [ServerStats].Active until
+// it returns. Passed to Shutdown, ctx tells it which connection is the
+// caller's.
 type Handler interface {
 	ServeFrame(ctx context.Context, c *Conn, frame []byte) error
 }
@@ -89,14 +98,31 @@ func (s ConnState) String() string {
 // # Lifecycle
 //
 // [Server.Serve] returns [ErrServerClosed] after [Server.Shutdown] or
-// [Server.Close], and at once when called after them. Shutdown stops
-// accepting, serves every frame that had reached a connection, sends its
-// replies and then a FIN, and returns when all connections are gone.
-// Close closes everything at once. Both wait for every goroutine the
-// Server started, handlers included; both may be called any number of
-// times, from any goroutine (a handler's included), also before Serve. A Serve loop survives temporary accept
-// errors (such as running out of file descriptors): it logs them and
-// retries after 5 ms, doubling the wait up to a second.
+// [Server.Close], and at once when called after them. Close and Shutdown
+// may be called any number of times, at once, before Serve, and from any
+// goroutine, handlers, ConnState hooks and the goroutines they start
+// included. Close never waits for its caller, nor Shutdown when given the
+// caller's ctx, as below. Close closes every listener
+// and connection, cancels the handler contexts, and returns once the Serve
+// loops and connections have stopped, except a connection that is running
+// its handler or a ConnState hook: like net/http's Close and gRPC's Stop,
+// it does not wait for code of yours, which may be what called it. Such a
+// connection serves no more frames and ends when that call returns; call
+// Shutdown after Close to wait for it. Shutdown stops accepting, serves
+// every frame that had reached a connection, sends its replies and a FIN,
+// and returns when every connection has ended, its handler and ConnState
+// calls included, or when its ctx ends. It knows its caller from ctx: given
+// a handler's ctx, or a context derived from it, it does not wait for that
+// handler's connection, which drains once the handler returns, nor for the
+// connections of other Shutdown calls so given, which wait for it in turn.
+// Given another ctx, it waits for every connection; so a handler, or a
+// goroutine a handler waits for, passes the handler's ctx, and a ConnState
+// hook, which has none, calls Close, or calls Shutdown on a goroutine it
+// does not wait for.
+//
+// A Serve loop survives temporary accept errors (such as running out of
+// file descriptors): it logs them at level Warn and retries after 5 ms,
+// doubling the wait up to a second.
 //
 // # Replies
 //
@@ -160,17 +186,18 @@ type Server struct {
 	// GetCertificate or GetConfigForClient).
 	TLSConfig *tls.Config
 
-	// Logger receives accept errors and handler panics at level Error, and
-	// why each connection closed at level Debug. Nil means nothing is
-	// logged.
+	// Logger receives handler panics at level Error, accept errors that
+	// Serve retries at level Warn, and why each connection closed at level
+	// Debug. Nil means nothing is logged.
 	Logger *slog.Logger
 
 	// ConnState, when not nil, is called with [StateNew] and then
 	// [StateClosed], each exactly once, for every connection the Server
-	// serves. It runs on the connection's goroutine; like a handler, it
-	// may call Shutdown or Close, which then do not wait for that
-	// connection. The connection counts in ServerStats.Active until just
-	// after the StateClosed call returns.
+	// serves. It runs on the connection's goroutine. It may call Close,
+	// which does not wait for it. It has no ctx to give Shutdown, which
+	// then waits for its connection too: it may call Shutdown only on a
+	// goroutine it does not wait for. The connection counts in
+	// ServerStats.Active until just after the StateClosed call returns.
 	ConnState func(*Conn, ConnState)
 
 	// BaseContext, when not nil, returns the context from which the
@@ -191,9 +218,10 @@ type Server struct {
 
 // ServerStats is a snapshot of a [Server]'s counters, from [Server.Stats].
 // Every count covers the Server's whole life. The counts from
-// FramesTooLarge on are of connections closed, by reason; a connection
-// closed by its peer between frames, by Shutdown or by Close is in none of
-// them.
+// FramesTooLarge to PanicsRecovered are of connections closed, by reason;
+// a connection closed by its peer between frames, by Shutdown or by Close
+// is in none of them. LingerTimeouts counts connections of every reason
+// that closed gracefully, Shutdown's included, whose linger ran out.
 type ServerStats struct {
 	Accepted      int64 // connections served
 	Active        int64 // connections open now
@@ -215,8 +243,10 @@ type ServerStats struct {
 	PanicsRecovered int64 // a handler panicked
 
 	// LingerTimeouts counts connections closed gracefully (see
-	// [Server.Shutdown]) whose peer neither closed nor stopped sending
-	// within half a second of the FIN, and were then closed anyway.
+	// [Server.Shutdown]), whatever the reason, whose peer neither closed
+	// nor stopped sending within half a second of the FIN, and were then
+	// closed anyway. A connection that cannot half-close, such as one over
+	// net.Pipe, does not linger and is never counted.
 	LingerTimeouts int64
 }
 
@@ -308,13 +338,11 @@ func (s *Server) Serve(ln net.Listener) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	var loop tracked
-	loop.runningHere()
-	if !s.trackListener(l, &loop) {
+	if s.shuttingDown() {
 		return ErrServerClosed
 	}
-	defer s.untrackListener(l, &loop)
-
+	// BaseContext is called before the loop is tracked, so that Close
+	// called from it has no loop to wait for.
 	baseCtx := context.Background()
 	if s.BaseContext != nil {
 		baseCtx = s.BaseContext(ln)
@@ -322,6 +350,12 @@ func (s *Server) Serve(ln net.Listener) error {
 			panic("framed: Server.BaseContext returned a nil context")
 		}
 	}
+	var loop tracked
+	if !s.trackListener(l, &loop) {
+		return ErrServerClosed
+	}
+	defer s.untrackListener(l, &loop)
+
 	tlsConfig := s.TLSConfig.Clone()
 	cfg := ConnConfig{Format: s.Format, WriteTimeout: s.WriteTimeout, MaxPendingBytes: s.MaxPendingBytes}
 	done, sem := s.life.doneChan(), s.semaphore()
@@ -366,9 +400,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		if tlsConfig != nil {
 			nc = tls.Server(nc, tlsConfig)
 		}
-		ctx, cancel := context.WithCancel(baseCtx)
-		sc := &serverConn{c: NewConn(nc, cfg), cancel: cancel, sem: sem}
+		sc := &serverConn{srv: s, c: NewConn(nc, cfg), sem: sem}
 		sc.c.q.counts = &sc.out
+		ctx, cancel := context.WithCancel(baseCtx)
+		sc.cancel = cancel
 		if !s.trackConn(sc) {
 			cancel()
 			sc.c.Close()
@@ -377,7 +412,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			return ErrServerClosed
 		}
-		go s.serveConn(ctx, sc)
+		go s.serveConn(s.life.withCaller(ctx, &sc.tracked), sc)
 	}
 }
 
@@ -425,47 +460,47 @@ func (s *Server) check() error {
 // answered and none after it. Over TLS, and on other platforms, the frames
 // served are those already buffered.
 //
-// Shutdown waits until every Serve loop and connection is gone and returns
-// nil, or ctx's error if ctx ends first: the connections left are still
-// open, and Close closes them. It does not cancel handler contexts.
+// Shutdown waits until every Serve loop has returned and every connection
+// has ended, its handler and ConnState calls included, and returns nil, or
+// ctx's error if ctx ends first: the connections left are still open, and
+// Close closes them. It does not cancel handler contexts. Given a handler's
+// ctx, or a context derived from it, it does not wait for that handler's
+// connection, nor for those of other Shutdown calls given a handler's ctx
+// (see [Server]).
 //
 // Like every graceful close, a drained connection then discards what the
 // peer sends until the peer closes or for at most half a second (counted
 // in ServerStats.LingerTimeouts when it runs out), and closes: closing at
 // once could lose the replies to a TCP reset.
 //
-// Shutdown returns the error, if any, of closing a listener. It may be
-// called more than once and concurrently with Close, also from a handler:
-// it then waits for every other connection, and the handler's own
-// connection drains once the handler returns.
+// Shutdown returns the error, if any, of closing a listener.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.life.stop()
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	for sc := range s.conns {
-		sc.shutdown()
+		sc.setState(connStopping)
 	}
 	s.mu.Unlock()
-	if werr := s.life.wait(ctx); werr != nil {
+	if werr := s.life.waitShutdown(ctx); werr != nil {
 		return werr
 	}
 	return err
 }
 
-// Close closes every listener and connection at once, cancels the handler
-// contexts, and waits until every Serve loop and handler has returned.
-// Replies not yet sent are dropped. It returns the error, if any, of
-// closing a listener. It may be called more than once and concurrently
-// with Shutdown, also from a handler: it then waits for every other
-// handler, and the calling handler's connection, already closed, ends when
-// the handler returns.
+// Close closes every listener and connection at once and cancels the
+// handler contexts. Replies not yet sent are dropped. It returns once the
+// Serve loops have returned and every connection has ended, but for those
+// running a handler or a ConnState hook, which end when that returns and
+// serve no more frames (see [Server]). It returns the error, if any, of
+// closing a listener.
 func (s *Server) Close() error {
 	s.life.stop()
 	s.mu.Lock()
 	err := s.closeListenersLocked()
 	conns := make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
-		sc.state.Store(int32(connClosed))
+		sc.setState(connClosed)
 		conns = append(conns, sc)
 	}
 	s.mu.Unlock()
@@ -474,7 +509,7 @@ func (s *Server) Close() error {
 		sc.cancel()
 		sc.c.Close()
 	}
-	s.life.wait(context.Background())
+	s.life.waitClose()
 	return err
 }
 

@@ -1144,6 +1144,7 @@ func TestServerShutdownSendsHeldRepliesWithoutCloseWrite(t *testing.T) {
 	_, err = c.ReadFrame()
 	assert.ErrorIs(t, err, io.EOF, "then the connection closes")
 	require.NoError(t, wait(t, shutdown, "Shutdown to return"))
+	assert.Zero(t, s.Stats().LingerTimeouts, "a connection that cannot half-close does not linger")
 }
 
 func TestServerBaseContext(t *testing.T) {

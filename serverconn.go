@@ -17,49 +17,102 @@ import (
 const lingerTimeout = 500 * time.Millisecond
 
 // connState is where a server connection is in its life, as Shutdown and
-// Close see it. It moves from active to idle and back while frames come,
-// and from either to draining (Shutdown) or closed (Close), never back.
-type connState int32
+// Close see it: a phase and, while draining, the stream position to serve
+// up to, in one word, so that the connection's goroutine reads it between
+// frames without a lock. Only setState changes it.
+//
+// The phases move from active to idle and back while frames come, from
+// either to stopping when Shutdown reaches the connection, from stopping
+// to draining once the connection has fixed how far to serve, and from
+// any to closed when Close reaches it. Nothing moves back.
+type connState int64
 
 const (
 	connActive   connState = iota // reading or serving frames
 	connIdle                      // waiting for the first byte of a frame
-	connDraining                  // Shutdown reached it: serve what had arrived, then stop
+	connStopping                  // Shutdown reached it: it drains once the frames in hand are served
+	connDraining                  // serving what had arrived when Shutdown reached it; see draining
 	connClosed                    // Close reached it: stop now
+
+	phaseBits = 3 // the low bits of a connState that hold its phase
 )
+
+// draining is the state of a connection that serves every frame that
+// begins before stream position to, and then stops.
+func draining(to int64) connState { return connDraining | connState(to)<<phaseBits }
+
+// phase returns s without its drain target.
+func (s connState) phase() connState { return s & (1<<phaseBits - 1) }
+
+// drainTo returns the target of a draining state.
+func (s connState) drainTo() int64 { return int64(s >> phaseBits) }
 
 // serverConn is a connection that a Server serves.
 type serverConn struct {
 	tracked  // by the Server's lifecycle
+	srv      *Server
 	c        *Conn
 	cancel   context.CancelFunc
 	sem      chan struct{}
-	state    atomic.Int32
-	wake     sync.Mutex   // orders Shutdown's wake-up of an idle connection before the connection's own deadlines
 	framesIn atomic.Int64 // stored after each run of frames
 	out      writeCounts  // counted by c's write queue
 
-	// Used by the connection's goroutine alone.
-	corked  bool
-	drainTo int64 // while draining: the stream position to serve up to
+	mu    sync.Mutex   // held by setState: orders each move with the read deadline it sets
+	state atomic.Int64 // a connState, stored by setState only
 }
 
+// load returns sc's state.
 func (sc *serverConn) load() connState { return connState(sc.state.Load()) }
 
-func (sc *serverConn) cas(from, to connState) bool {
-	return sc.state.CompareAndSwap(int32(from), int32(to))
+// setState moves sc to the state to, if sc's life allows that move, sets
+// the read deadline that goes with the move, and returns the state sc is
+// in. It is the one place the state changes, and the deadline is set under
+// the same lock, so that Shutdown's wake-up and the connection's own
+// deadlines never overwrite one another. The moves:
+//
+//   - active to idle, by the connection between runs of frames: the
+//     deadline is IdleTimeout's, set before the state says idle;
+//   - idle to active, by the connection once its wait for a byte is over;
+//   - active or idle to stopping, by Shutdown: an idle connection is woken
+//     by a deadline that has passed;
+//   - stopping to draining, by the connection between runs: the wake-up
+//     deadline is taken off;
+//   - any to closed, by Close, which then closes the connection.
+//
+// Any other move is refused: a connection that finds Shutdown or Close
+// came first stays in the state they left, and so does Shutdown after
+// Close.
+func (sc *serverConn) setState(to connState) connState {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	from := sc.load()
+	switch f := from.phase(); {
+	case f == connActive && to == connIdle:
+		if s := sc.srv; s.IdleTimeout != 0 || s.FrameTimeout != 0 {
+			// An error means a closed connection, which the wait reports.
+			sc.c.SetReadDeadline(deadline(s.IdleTimeout))
+		}
+	case f == connIdle && to == connActive:
+	case f == connActive && to == connStopping:
+	case f == connIdle && to == connStopping:
+		sc.c.SetReadDeadline(aLongTimeAgo)
+	case f == connStopping && to.phase() == connDraining:
+		sc.c.SetReadDeadline(time.Time{})
+	case f != connClosed && to == connClosed:
+	default:
+		return from
+	}
+	sc.state.Store(int64(to))
+	return to
 }
 
-// shutdown moves sc to draining, waking it if it is idle, and reports
-// whether it was open.
-func (sc *serverConn) shutdown() bool {
-	sc.wake.Lock()
-	defer sc.wake.Unlock()
-	if sc.cas(connIdle, connDraining) {
-		sc.c.SetReadDeadline(aLongTimeAgo)
-		return true
-	}
-	return sc.cas(connActive, connDraining)
+// drainPoint returns how far a connection that Shutdown has reached is
+// served: every byte received by then, in the read buffer or in the
+// socket's receive queue. A frame that begins before that point is read
+// whole, within FrameTimeout. Only the connection's goroutine calls it,
+// when it is not reading.
+func (sc *serverConn) drainPoint() int64 {
+	return sc.c.in.n.Load() + int64(max(0, receiveQueued(sc.c.nc)))
 }
 
 func (sc *serverConn) totals() connTotals {
@@ -109,17 +162,19 @@ func (e connEnd) discards() bool {
 	return e == endClosed || e == endWriteTimeout || e == endConnError
 }
 
-// serveConn serves sc until it ends, closes it, and reports it gone.
+// serveConn serves sc until it ends, closes it, and reports it gone. ctx
+// is the handler ctx, which names sc for Shutdown.
 func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 	c := sc.c
-	sc.runningHere()
 	if s.ConnState != nil {
+		s.life.enterUser(&sc.tracked)
 		s.ConnState(c, StateNew)
+		s.life.leaveUser(&sc.tracked)
 	}
 	end, err := s.serveFrames(ctx, sc)
 	if end.discards() {
 		c.Close()
-	} else if !lingerClose(c) {
+	} else if lingerClose(c) {
 		s.counters.lingerTimeouts.inc()
 	}
 	sc.cancel()
@@ -132,6 +187,7 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 		s.Logger.LogAttrs(ctx, slog.LevelDebug, "framed: connection closed", attrs...)
 	}
 	if s.ConnState != nil {
+		s.life.enterUser(&sc.tracked) // until untrackConn: Close need not wait for the rest
 		s.ConnState(c, StateClosed)
 	}
 	s.untrackConn(sc)
@@ -152,22 +208,23 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 	for {
 		if !c.rd.frameBuffered() {
 			sc.framesIn.Store(framesIn)
-			if end, err, stop := s.endRun(sc); stop {
+			if end, err := s.endRun(sc); err != nil {
 				return end, err
 			}
 		}
-		if sc.drainTo != 0 && c.position() >= sc.drainTo {
-			return endShutdown, nil // served all that had arrived
+		switch st := sc.load(); st.phase() {
+		case connClosed:
+			return endClosed, ErrServerClosed
+		case connDraining:
+			if c.position() >= st.drainTo() {
+				return endShutdown, nil // served all that had arrived
+			}
 		}
 		p, err := c.readFrameWithin(s.IdleTimeout, s.FrameTimeout)
 		if err != nil {
 			return sc.readEnded(err, false), err
 		}
-		if !sc.corked {
-			// Hold replies until the frames buffered now are served.
-			c.q.cork()
-			sc.corked = true
-		}
+		c.q.cork() // hold replies until the frames buffered now are served
 		n, end, err := s.serveRun(ctx, h, sc, p)
 		framesIn += n
 		if err != nil {
@@ -190,9 +247,15 @@ func (s *Server) serveFrames(ctx context.Context, sc *serverConn) (end connEnd, 
 // from the Conn itself still sees the stream in order. One recover covers
 // the run: a handler panic ends the connection, so there is no run to
 // go back to. While draining, the run is one frame: serveFrames checks
-// the drain point before each.
+// the drain point before each. Once Close has reached the connection, no
+// handler is called.
+//
+// The run is code of the user's for the lifecycle: Close does not wait
+// for it, since a handler may be what called Close.
 func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []byte) (n int64, end connEnd, err error) {
 	c := sc.c
+	s.life.enterUser(&sc.tracked)
+	defer s.life.leaveUser(&sc.tracked)
 	defer func() {
 		if v := recover(); v != nil {
 			end, err = endPanic, recovered(s.Logger, v, "remote", c.RemoteAddr())
@@ -200,11 +263,17 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 	}()
 	rd := c.rd
 	for {
+		// Checked after enterUser: a Close that finds the run not yet
+		// marked waits for it, and one that finds it marked has already
+		// stored the closed state that this check then sees.
+		if sc.load() == connClosed {
+			return n, endClosed, ErrServerClosed
+		}
 		n++
 		if err := h.ServeFrame(ctx, c, p); err != nil {
 			return n, endHandlerError, err
 		}
-		if sc.drainTo != 0 {
+		if sc.load().phase() == connDraining {
 			return n, 0, nil
 		}
 		var ok bool
@@ -215,79 +284,40 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 }
 
 // endRun is the step between runs of frames, when the next read may
-// block: it sends the replies held, notices Shutdown, and waits idle for
-// the next frame's first byte. stop tells the connection to end.
-func (s *Server) endRun(sc *serverConn) (end connEnd, err error, stop bool) {
+// block: it sends the replies held, notices Shutdown and Close, and waits
+// idle for the next frame's first byte. A non-nil error ends the
+// connection, for the reason end.
+func (s *Server) endRun(sc *serverConn) (end connEnd, err error) {
 	c := sc.c
-	if sc.corked {
-		err = c.q.uncork()
-	} else {
-		err = c.q.flush()
+	if err := c.q.uncork(); err != nil {
+		return writeEnd(err), err
 	}
-	sc.corked = false
-	if err != nil {
-		return writeEnd(err), err, true
-	}
-	switch sc.load() {
-	case connClosed:
-		return endClosed, nil, true
-	case connDraining:
-		sc.startDrain()
-		return 0, nil, false
-	}
-	if c.rd.Buffered() > 0 {
-		return 0, nil, false // a frame has begun: read it with FrameTimeout
-	}
-	// Idle until the next frame's first byte. The deadline is set before
-	// the state says idle, so that the one Shutdown sets to wake the
-	// connection cannot be overwritten.
-	idle, frame := s.IdleTimeout, s.FrameTimeout
-	if idle != 0 || frame != 0 {
-		if err := c.SetReadDeadline(deadline(idle)); err != nil {
-			return endConnError, err, true
+	st := sc.load()
+	if st == connActive && c.rd.Buffered() == 0 {
+		// Idle until the next frame's first byte. A frame that has
+		// begun is read by serveFrames, within FrameTimeout.
+		if st = sc.setState(connIdle); st == connIdle {
+			err := c.waitFrame(0, 0)
+			if st = sc.setState(connActive); st == connActive {
+				if err != nil {
+					return sc.readEnded(err, true), err
+				}
+				return 0, nil
+			}
+			// Shutdown or Close came while it waited. A byte that had
+			// arrived is served; a timeout is only Shutdown's wake-up.
+			if err != nil && st != connClosed && !isTimeout(err) {
+				return readEnd(err, true), err
+			}
 		}
 	}
-	if !sc.cas(connActive, connIdle) {
-		return s.endRun(sc) // Shutdown or Close came first
+	if st == connStopping {
+		st = sc.setState(draining(sc.drainPoint()))
 	}
-	err = c.waitFrame(0, 0)
-	if sc.cas(connIdle, connActive) {
-		if err != nil {
-			return sc.readEnded(err, true), err, true
-		}
-		return 0, nil, false
+	if st == connClosed {
+		return endClosed, ErrServerClosed
 	}
-	if sc.load() == connClosed {
-		return endClosed, nil, true
-	}
-	// Shutdown woke it. A byte that had arrived is served; a timeout is
-	// only the wake-up.
-	sc.startDrain()
-	var ne net.Error
-	if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
-		return sc.readEnded(err, true), err, true
-	}
-	return 0, nil, false
-}
-
-// startDrain fixes, once Shutdown has reached the connection, how far it
-// is served: every byte received by then, in the read buffer or in the
-// socket's receive queue. A frame that begins before that point is read
-// whole, within FrameTimeout.
-func (sc *serverConn) startDrain() {
-	if sc.drainTo != 0 {
-		return
-	}
-	c := sc.c
-	sc.wake.Lock()
-	// Shutdown's wake-up deadline has been set, if it was to be: replace
-	// it with the frame's own.
-	c.SetReadDeadline(time.Time{})
-	sc.wake.Unlock()
-	sc.drainTo = c.in.n.Load() + int64(max(0, receiveQueued(c.nc)))
-	if sc.drainTo == 0 {
-		sc.drainTo = -1 // nothing ever received: stop at once
-	}
+	return 0, nil
 }
 
 // readEnded says why a read error ends the connection; idle tells whether
@@ -358,30 +388,31 @@ func (s *Server) count(end connEnd) {
 
 // lingerClose sends what is queued on c and a FIN, then discards what the
 // peer sends until it closes or lingerTimeout passes, and closes c. It
-// reports false when the linger timed out. Closing a TCP socket with
-// unread bytes sends a reset, and a reset makes the kernel drop the
-// replies it has not sent yet. A connection that cannot half-close still
-// sends what is queued before it closes.
-func lingerClose(c *Conn) (closedByPeer bool) {
-	closedByPeer = true
+// reports whether the linger ran out with the peer still open. Closing a
+// TCP socket with unread bytes sends a reset, and a reset makes the kernel
+// drop the replies it has not sent yet. A connection that cannot
+// half-close (net.Pipe, or a CloseWrite that fails) sends what is queued,
+// if it can, and closes at once: there is no FIN to linger after.
+//
+// Nothing else sets c's read deadline meanwhile: Shutdown sets one only
+// on a connection idle between frames, and a connection that has left its
+// loop is not.
+func lingerClose(c *Conn) (timedOut bool) {
 	err := c.CloseWrite()
 	if errors.Is(err, errors.ErrUnsupported) {
 		c.Flush()
 	}
-	if err == nil {
-		closedByPeer = false
-		end := time.Now().Add(lingerTimeout)
-		// Shutdown may set a passed deadline once more after this one:
-		// then the read times out early and starts again.
-		for time.Now().Before(end) && c.SetReadDeadline(end) == nil {
-			_, err := io.Copy(io.Discard, &c.in)
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				closedByPeer = true
-				break
-			}
-		}
+	if err == nil && c.SetReadDeadline(time.Now().Add(lingerTimeout)) == nil {
+		_, err := io.Copy(io.Discard, &c.in)
+		timedOut = isTimeout(err)
 	}
 	c.Close()
-	return closedByPeer
+	return timedOut
+}
+
+// isTimeout reports whether err is a timeout, as a read or write whose
+// deadline passed reports one.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -152,13 +152,15 @@ func (s *UDPServer) Serve(conn net.PacketConn) error {
 		return fmt.Errorf("framed: UDPServer.MaxDatagramSize %d is outside 0..%d", limit, maxDatagram)
 	}
 	var loop tracked
-	loop.runningHere() // handlers run here: Close and Shutdown from one do not wait for it
 	ctx, ok := s.track(conn, &loop)
 	if !ok {
 		conn.Close()
 		return ErrUDPServerClosed
 	}
 	defer s.untrack(conn, &loop)
+	// Handlers run on this goroutine, and their ctx names it, so that
+	// Shutdown called with it does not wait for it.
+	ctx = s.life.withCaller(ctx, &loop)
 	defer conn.Close()
 	done := s.life.doneChan()
 
@@ -193,15 +195,16 @@ func (s *UDPServer) Serve(conn net.PacketConn) error {
 			log.Debug("framed: UDP datagram dropped: too large", "from", from, "limit", limit)
 			continue
 		}
-		s.serveDatagram(ctx, log, conn, buf[:n:n], from)
+		s.serveDatagram(ctx, &loop, log, conn, buf[:n:n], from)
 	}
 }
 
 // serveDatagram passes one datagram to the handler and sends its reply.
-func (s *UDPServer) serveDatagram(ctx context.Context, log *slog.Logger, conn net.PacketConn, req []byte, from net.Addr) {
+// loop is the Serve call's goroutine, this one.
+func (s *UDPServer) serveDatagram(ctx context.Context, loop *tracked, log *slog.Logger, conn net.PacketConn, req []byte, from net.Addr) {
 	s.stats.datagramsIn.inc()
 	s.stats.bytesIn.Add(int64(len(req)))
-	reply, ok := s.handle(ctx, log, req, from)
+	reply, ok := s.handle(ctx, loop, log, req, from)
 	if !ok || reply == nil {
 		return
 	}
@@ -220,11 +223,14 @@ func (s *UDPServer) serveDatagram(ctx context.Context, log *slog.Logger, conn ne
 }
 
 // handle calls the handler, recovering a panic; ok is false if the handler
-// failed.
-func (s *UDPServer) handle(ctx context.Context, log *slog.Logger, req []byte, from net.Addr) (reply []byte, ok bool) {
+// failed. The call is code of the user's for the lifecycle: Close does not
+// wait for it, since it may be what called Close.
+func (s *UDPServer) handle(ctx context.Context, loop *tracked, log *slog.Logger, req []byte, from net.Addr) (reply []byte, ok bool) {
 	if s.Handler == nil {
 		return req, true
 	}
+	s.life.enterUser(loop)
+	defer s.life.leaveUser(loop)
 	defer func() {
 		if v := recover(); v != nil {
 			s.stats.panics.inc()
@@ -249,6 +255,10 @@ func (s *UDPServer) handle(ctx context.Context, log *slog.Logger, req []byte, fr
 //
 // Shutdown may be called at any time, more than once, and concurrently with
 // Close; Serve and ListenAndServe called afterwards return ErrUDPServerClosed.
+// A handler may call it, or a goroutine the handler waits for, with the
+// handler's ctx or a context derived from it: Shutdown then does not wait
+// for the handler's own Serve call, which returns once the handler does.
+// Given another ctx, it waits for that Serve call too.
 func (s *UDPServer) Shutdown(ctx context.Context) error {
 	s.life.stop()
 	s.mu.Lock()
@@ -256,7 +266,7 @@ func (s *UDPServer) Shutdown(ctx context.Context) error {
 		_ = c.SetReadDeadline(aLongTimeAgo) // unblocks ReadFrom at once
 	}
 	s.mu.Unlock()
-	if err := s.life.wait(ctx); err != nil {
+	if err := s.life.waitShutdown(ctx); err != nil {
 		_ = s.Close()
 		return err
 	}
@@ -265,11 +275,12 @@ func (s *UDPServer) Shutdown(ctx context.Context) error {
 }
 
 // Close stops the server now: it cancels the handlers' context, closes every
-// socket and returns once every Serve call has returned, which is as soon as
-// the running handlers return. It returns the first error from closing a
-// socket. Like Shutdown, it may be called at any time and more than once,
-// also from a handler: it then waits for every other Serve call, and the
-// handler's own returns once the handler does.
+// socket and returns once every Serve call has returned, but for those
+// running a handler, which return once the handler does: like
+// [Server.Close], it does not wait for code of yours, which may be what
+// called it. Call Shutdown after Close to wait for those too. It returns
+// the first error from closing a socket. Like Shutdown, it may be called at
+// any time, more than once, from any goroutine, a handler's included.
 func (s *UDPServer) Close() error {
 	s.life.stop()
 	s.cancelHandlers()
@@ -281,7 +292,7 @@ func (s *UDPServer) Close() error {
 		}
 	}
 	s.mu.Unlock()
-	s.life.wait(context.Background())
+	s.life.waitClose()
 	return err
 }
 

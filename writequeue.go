@@ -96,19 +96,19 @@ type writeCounts struct {
 	bytes  atomic.Int64 // bytes written, or being written, to the network
 }
 
-// token is the right to write to the network, and what its holder does
+// writeToken is the right to write to the network, and what its holder does
 // with it.
-type token uint8
+type writeToken uint8
 
 const (
-	tokenFree    token = iota // nobody holds it: the next writer takes it
+	tokenFree    writeToken = iota // nobody holds it: the next writer takes it
 	tokenHeld                 // held, with no write in flight
 	tokenTrying               // a write that never blocks is in flight
 	tokenWriting              // a write that may block is in flight
 )
 
 // held reports whether somebody holds the token.
-func (t token) held() bool { return t != tokenFree }
+func (t writeToken) held() bool { return t != tokenFree }
 
 // sendKind says how soon a frame goes out.
 type sendKind uint8
@@ -182,7 +182,7 @@ type writeQueue struct {
 	queued    int64         // stream position: bytes ever admitted
 	due       int64         // stream position up to which bytes must go out now
 	written   int64         // stream position: bytes the network has taken
-	tok       token         // who may write to the network
+	tok       writeToken    // who may write to the network
 	writer    bool          // the writer goroutine runs
 	corked    bool          // hold frames until uncork or Flush
 	midFrame  bool          // the bytes written end inside a frame: closing must reset

@@ -199,7 +199,8 @@ func (s *Server) explain(err error) error {
 }
 
 // Close closes the listener and every connection, and waits until every
-// handler has returned and Serve is done. It may be called more than once.
+// handler has returned and Serve is done. It may be called more than once,
+// but not from a handler of the Server, which it would wait for.
 func (s *Server) Close() {
 	s.mu.Lock()
 	state := s.state
@@ -212,6 +213,8 @@ func (s *Server) Close() {
 		}
 	}
 	s.Config.Close()
+	// Close does not wait for running handlers; Shutdown, after it, does.
+	s.Config.Shutdown(context.Background())
 	s.wg.Wait()
 }
 

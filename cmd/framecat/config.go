@@ -47,8 +47,9 @@ Encodings (-enc for both, or -in and -out):
   json    one object per line: {"len":5,"data":"aGVsbG8="} (data in base64)
   raw     frames of the format below, as on the wire (to sit in a pipe)
 
-The format flags (-size, -be, -varint, -max) describe the length header;
-without them it is a 4-byte little-endian length, up to 4 MiB.
+The format flags (-size, -be, -varint, -offset, -adjust, -max) describe
+the frame header; without them it is a 4-byte little-endian length, and
+frames are at most 4 MiB, not counting that length.
 
 Exit status: 0 on success, 1 on a network, protocol or input error,
 2 on a usage error.

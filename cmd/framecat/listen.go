@@ -141,6 +141,9 @@ func listen(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		srv.Close()
+		// Close does not wait for handlers; they return once it cancels
+		// their ctx, and none may write to out after run returns.
+		srv.Shutdown(context.Background())
 	}
 	if serveErr == nil {
 		serveErr = <-served

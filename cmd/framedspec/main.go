@@ -12,8 +12,8 @@
 //	           [-timeout D] [-json FILE] HOST:PORT
 //
 // The format flags are framecat's, and describe the server's wire format;
-// -max is the server's largest frame (cases send exactly it, and one byte
-// more). The server must echo every frame it receives as one frame. Each
+// -max is the server's largest frame, counted without its length field as
+// [framed.Format] counts it (cases send exactly it, and one byte more). The server must echo every frame it receives as one frame. Each
 // case prints one line (PASS 2.3 a frame sent one byte per write is echoed
 // once, whole); a failure is followed by why. framedspec exits 0 when
 // every required case passed, 1 when one failed or the server could not

@@ -31,7 +31,7 @@ type Flags struct {
 //	-varint    Format.Varint
 //	-offset N  Format.LengthOffset: header bytes before the length field
 //	-adjust N  Format.LengthAdjust: added to the length to give the bytes after the field
-//	-max N     Format.MaxFrameSize (0 means framed.DefaultMaxFrameSize)
+//	-max N     Format.MaxFrameSize: the largest frame, without its length field (0 means framed.DefaultMaxFrameSize)
 //
 // A flag for a new Format field is one more line here, bound to that field.
 func Register(fs *flag.FlagSet) *Flags {
@@ -41,7 +41,7 @@ func Register(fs *flag.FlagSet) *Flags {
 	fs.BoolVar(&fl.f.Varint, "varint", false, "unsigned varint length header, as protobuf's delimited streams (not with -size)")
 	fs.IntVar(&fl.f.LengthOffset, "offset", 0, "header `bytes` before the length field (zinx: 4, gRPC: 1, TLS: 3)")
 	fs.IntVar(&fl.f.LengthAdjust, "adjust", 0, "`n` added to the length to give the bytes after the field (HTTP/2: 6; a length that counts its own 4 bytes: -4)")
-	fs.IntVar(&fl.f.MaxFrameSize, "max", 0, fmt.Sprintf("largest frame payload in `bytes` (0 means %d)", framed.DefaultMaxFrameSize))
+	fs.IntVar(&fl.f.MaxFrameSize, "max", 0, fmt.Sprintf("largest frame in `bytes`, without its length field (0 means %d)", framed.DefaultMaxFrameSize))
 	return fl
 }
 
