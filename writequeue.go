@@ -102,9 +102,9 @@ type writeToken uint8
 
 const (
 	tokenFree    writeToken = iota // nobody holds it: the next writer takes it
-	tokenHeld                 // held, with no write in flight
-	tokenTrying               // a write that never blocks is in flight
-	tokenWriting              // a write that may block is in flight
+	tokenHeld                      // held, with no write in flight
+	tokenTrying                    // a write that never blocks is in flight
+	tokenWriting                   // a write that may block is in flight
 )
 
 // held reports whether somebody holds the token.
