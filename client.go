@@ -117,7 +117,10 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // with Request. A Client is used either with Receive or with Request, not
 // both: the first call decides, and the other then returns
 // [ErrReceiveWithRequest]. (Both read the same stream: a frame taken by
-// Receive would be a reply some Request never gets.)
+// Receive would be a reply some Request never gets.) They stay on one
+// type, checked at run time, because both need the same dialing, sending
+// and closing of one connection, and the check costs one branch per call
+// and fails loudly the first time the two are mixed.
 //
 // # Requests
 //
@@ -125,9 +128,9 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // exactly one reply frame, in order. Requests from many goroutines are
 // pipelined on the one connection, and since TCP keeps order, replies are
 // matched to requests first in, first out, with nothing added to the wire.
-// A lone Request writes its frame itself when the socket takes it at
-// once; pipelined Requests share the writes of the Conn's writer
-// goroutine. Replies are read by a goroutine of the Client's, started by
+// A Request's frame is due at once: a lone Request writes it itself when
+// the socket takes it at once, and pipelined Requests share the next
+// write of whoever holds the Conn's write side. Replies are read by a goroutine of the Client's, started by
 // the first Request, so a Request never blocks past its context on the
 // network.
 //
