@@ -188,10 +188,7 @@ type writeQueue struct {
 	midFrame  bool          // the bytes written end inside a frame: closing must reset
 	ncClosed  bool          // the connection is closed, by Close or a failed write
 	lastWrite time.Time     // when the last write ended
-	deadline  time.Time     // the write deadline
-	sockDL    time.Time     // the write deadline set on the connection
-	passed    bool          // the write deadline has passed: admit nothing
-	dlTimer   *time.Timer   // sets passed when the deadline comes
+	dl        writeDeadline
 	changed   chan struct{} // closed when something a waiter waits for changes, if one waits
 	done      sync.WaitGroup
 
@@ -201,6 +198,16 @@ type writeQueue struct {
 	iov        net.Buffers
 
 	quiet *time.Timer // used by the writer goroutine alone
+}
+
+// writeDeadline is a write queue's deadline, guarded by its mu. One timer
+// says when it passes, for the writers that wait for room and for Flush;
+// the deadline set on the connection bounds the write in flight.
+type writeDeadline struct {
+	at     time.Time   // the deadline SetWriteDeadline set; zero is none
+	passed bool        // at has passed: admit nothing
+	timer  *time.Timer // sets passed when at comes
+	onConn time.Time   // the deadline set on the connection now
 }
 
 // directFrame is a payload the queue writes from the caller's slice, right
@@ -264,7 +271,7 @@ func (q *writeQueue) send(ctx context.Context, head, body []byte, kind sendKind,
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if !q.state.admits() || q.passed || q.pending+q.hdrMax+n > q.maxPending {
+	if !q.state.admits() || q.dl.passed || q.pending+q.hdrMax+n > q.maxPending {
 		if err := q.admitLocked(ctx, q.hdrMax+n); err != nil {
 			return err
 		}
@@ -310,7 +317,7 @@ func (q *writeQueue) admitLocked(ctx context.Context, need int) error {
 		if q.pending == 0 || q.pending+need <= q.maxPending {
 			break
 		}
-		if q.passed {
+		if q.dl.passed {
 			return &StalledError{Pending: q.pending, Waited: since(start), Err: os.ErrDeadlineExceeded}
 		}
 		// Full: what waits is due, to make room.
@@ -331,7 +338,7 @@ func (q *writeQueue) admitLocked(ctx context.Context, need int) error {
 			return &StalledError{Pending: q.pending, Waited: time.Since(start), Err: ctx.Err()}
 		}
 	}
-	if q.passed {
+	if q.dl.passed {
 		return fmt.Errorf("framed: write: %w", os.ErrDeadlineExceeded)
 	}
 	return nil
@@ -547,7 +554,7 @@ func (q *writeQueue) flushLocked() error {
 			q.releaseLocked()
 			continue
 		}
-		if q.passed {
+		if q.dl.passed {
 			return fmt.Errorf("framed: flush: %w", os.ErrDeadlineExceeded)
 		}
 		q.waitLocked(nil)
@@ -573,19 +580,19 @@ func (q *writeQueue) writeOutLocked(blocking bool) {
 		q.counts.bytes.Add(int64(size)) // before the write, so a peer never sees bytes not yet counted
 	}
 	var began time.Time
-	dl := q.deadline
+	at := q.dl.at
 	if blocking && q.writeTimeout > 0 {
 		began = time.Now()
-		if bound := began.Add(q.writeTimeout); dl.IsZero() || bound.Before(dl) {
-			dl = bound
+		if bound := began.Add(q.writeTimeout); at.IsZero() || bound.Before(at) {
+			at = bound
 		}
-	} else if blocking && !dl.IsZero() {
+	} else if blocking && !at.IsZero() {
 		began = time.Now()
 	}
 	var err error
-	if !dl.Equal(q.sockDL) {
-		q.sockDL = dl
-		err = q.nc.SetWriteDeadline(dl)
+	if !at.Equal(q.dl.onConn) {
+		q.dl.onConn = at
+		err = q.nc.SetWriteDeadline(at)
 	}
 	q.tok = tokenTrying
 	if blocking {
@@ -796,8 +803,8 @@ func (q *writeQueue) close() error {
 	case q.wake <- struct{}{}: // the writer goroutine, if it waits for quiet
 	default:
 	}
-	if q.dlTimer != nil {
-		q.dlTimer.Stop()
+	if q.dl.timer != nil {
+		q.dl.timer.Stop()
 	}
 	if q.tok == tokenWriting && !q.ncClosed {
 		// A write that may block is in flight: closing the connection
@@ -875,25 +882,25 @@ func (q *writeQueue) sendStream() {
 func (q *writeQueue) setDeadline(t time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.deadline = t
-	if q.dlTimer != nil {
-		q.dlTimer.Stop()
-		q.dlTimer = nil
+	q.dl.at = t
+	if q.dl.timer != nil {
+		q.dl.timer.Stop()
+		q.dl.timer = nil
 	}
 	d := time.Until(t)
-	q.passed = !t.IsZero() && d <= 0
+	q.dl.passed = !t.IsZero() && d <= 0
 	if !t.IsZero() && d > 0 {
-		q.dlTimer = time.AfterFunc(d, func() {
+		q.dl.timer = time.AfterFunc(d, func() {
 			q.mu.Lock()
-			if q.deadline.Equal(t) {
-				q.passed = true
+			if q.dl.at.Equal(t) {
+				q.dl.passed = true
 				q.broadcastLocked()
 			}
 			q.mu.Unlock()
 		})
 	}
 	q.broadcastLocked()
-	q.sockDL = t
+	q.dl.onConn = t
 	return q.nc.SetWriteDeadline(t)
 }
 
