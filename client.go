@@ -213,7 +213,7 @@ func (c *Client) Send(ctx context.Context, msg []byte) error {
 		return err
 	}
 	q := &c.conn.q
-	if _, err := q.enqueue(ctx, msg, false, nil); err != nil {
+	if _, err := q.enqueue(ctx, nil, msg, false, nil); err != nil {
 		return c.writeFailure(err)
 	}
 	q.kickLocked()
@@ -335,7 +335,7 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	}
 	q := &c.conn.q
 	lone := false
-	_, err := q.enqueue(ctx, msg, false, func() error {
+	_, err := q.enqueue(ctx, nil, msg, false, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.err != nil {

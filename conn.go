@@ -197,7 +197,21 @@ func (c *Conn) readErr(err error) error {
 //
 // An error from an earlier write that failed (see [Conn]) is returned by
 // the next WriteFrame.
-func (c *Conn) WriteFrame(p []byte) error { return c.q.writeFrame(p) }
+func (c *Conn) WriteFrame(p []byte) error { return c.q.writeFrame(nil, p) }
+
+// WriteFrameParts sends head followed by body as one frame, as WriteFrame
+// sends append(head, body...), without that copy or its allocation: a reply
+// that repeats the request's header fields (frame[:4] for zinx's message
+// ID) with a new body, or a header built on the stack before a payload.
+// Either part may be empty. The Format's length field goes after the
+// frame's first LengthOffset bytes, whether they end inside head, at its
+// end, or inside body.
+//
+// The limits and errors are WriteFrame's, for a frame of
+// len(head)+len(body) bytes. head and body are not retained once
+// WriteFrameParts returns: frames under 64 KiB are copied into the queue,
+// and larger ones are written from head and body before it returns.
+func (c *Conn) WriteFrameParts(head, body []byte) error { return c.q.writeFrame(head, body) }
 
 // Flush waits until every frame queued so far is written, the write
 // deadline passes, or the write side fails. Frames queued after Flush is

@@ -170,26 +170,31 @@ func (q *writeQueue) errLocked() error {
 	return q.err
 }
 
-// enqueue admits p as one frame, copied into the queue unless direct is
-// set and p is large: then the queue writes from p, and the caller must
-// not return before p is written. It waits while the queue is full until
+// enqueue admits head followed by body as one frame, copied into the
+// queue unless direct is set and the frame is large: then the queue writes
+// from head and body, and the caller must not return before they are
+// written. The frame's length, limits included, is len(head)+len(body),
+// and its length field goes after its first LengthOffset bytes, wherever
+// they end: inside head, at its end, or inside body. Callers with one
+// slice pass it as body. It waits while the queue is full until
 // there is room, the write deadline passes, or ctx ends; then nothing is
 // queued, and the error is a [*StalledError]. admit, if not nil, is called with
-// mu held just before p takes its place, and an error from it queues
+// mu held just before the frame takes its place, and an error from it queues
 // nothing. enqueue returns with mu held when err is nil, and otherwise
 // with mu released; end is the stream position just past the frame.
-func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit func() error) (end int64, err error) {
+func (q *writeQueue) enqueue(ctx context.Context, head, body []byte, direct bool, admit func() error) (end int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if len(p) > q.limit || len(p) < q.minLen {
-		err := q.f.checkWrite(len(p), q.limit)
+	n := len(head) + len(body)
+	if n > q.limit || n < q.minLen {
+		err := q.f.checkWrite(n, q.limit)
 		if ferr := q.f.check(); ferr != nil {
 			err = ferr // the limit of an invalid Format means nothing
 		}
 		return 0, err
 	}
-	need := q.hdrMax + len(p)
+	need := q.hdrMax + n
 	q.mu.Lock()
 	var start time.Time
 	for {
@@ -228,32 +233,42 @@ func (q *writeQueue) enqueue(ctx context.Context, p []byte, direct bool, admit f
 		}
 	}
 	q.alone = q.pending == 0 && !q.writing
-	n := len(q.buf)
-	if direct && len(p) >= directWriteSize {
-		var body []byte
-		q.buf, body = q.f.appendHead(q.buf, p)
-		q.large = append(q.large, directFrame{at: len(q.buf), p: body})
-		q.pending += len(q.buf) - n + len(body)
-		q.queued += int64(len(q.buf) - n + len(body))
-	} else {
-		if q.lf.off > 0 {
-			q.buf = append(q.buf, p[:q.lf.off]...) // the bytes before the length field
+	at := len(q.buf)
+	before1, before2, after1, after2 := splitParts(head, body, q.lf.off)
+	q.buf = append(append(q.buf, before1...), before2...)
+	q.buf = q.lf.append(q.buf, n)
+	added := len(q.buf) - at + len(after1) + len(after2)
+	if direct && n >= directWriteSize {
+		for _, p := range [2][]byte{after1, after2} {
+			if len(p) > 0 {
+				q.large = append(q.large, directFrame{at: len(q.buf), p: p})
+			}
 		}
-		q.buf = q.lf.append(q.buf, len(p))
-		q.buf = append(q.buf, p[q.lf.off:]...)
-		q.pending += len(q.buf) - n
-		q.queued += int64(len(q.buf) - n)
+	} else {
+		q.buf = append(append(q.buf, after1...), after2...)
 	}
+	q.pending += added
+	q.queued += int64(added)
 	if q.counts != nil {
 		q.counts.frames++ // before it goes out, so a peer never sees a frame not yet counted
 	}
 	return q.queued, nil
 }
 
-// writeFrame is [Conn.WriteFrame].
-func (q *writeQueue) writeFrame(p []byte) error {
-	direct := len(p) >= directWriteSize
-	end, err := q.enqueue(context.Background(), p, direct, nil)
+// splitParts cuts the frame head followed by body at the byte offset at,
+// which is at most len(head)+len(body): the bytes before it are before1
+// then before2, those after it after1 then after2.
+func splitParts(head, body []byte, at int) (before1, before2, after1, after2 []byte) {
+	if at <= len(head) {
+		return head[:at], nil, head[at:], body
+	}
+	return head, body[:at-len(head)], nil, body[at-len(head):]
+}
+
+// writeFrame is [Conn.WriteFrame] and [Conn.WriteFrameParts].
+func (q *writeQueue) writeFrame(head, body []byte) error {
+	direct := len(head)+len(body) >= directWriteSize
+	end, err := q.enqueue(context.Background(), head, body, direct, nil)
 	if err != nil {
 		return err
 	}
