@@ -82,6 +82,7 @@ const (
 	endConnError                   // another network error
 	endHandlerError                // the handler returned an error
 	endPanic                       // the handler panicked
+	endUnrouted                    // the handler returned ErrUnrouted: a Mux had no route
 )
 
 var endNames = [...]string{
@@ -96,6 +97,7 @@ var endNames = [...]string{
 	endConnError:    "connection error",
 	endHandlerError: "handler error",
 	endPanic:        "handler panic",
+	endUnrouted:     "no route",
 }
 
 func (e connEnd) String() string { return endNames[e] }
@@ -202,6 +204,9 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 	for {
 		n++
 		if err := h.ServeFrame(ctx, c, p); err != nil {
+			if errors.Is(err, ErrUnrouted) {
+				return n, endUnrouted, err
+			}
 			return n, endHandlerError, err
 		}
 		if sc.drainTo != 0 {
@@ -349,6 +354,8 @@ func (s *Server) count(end connEnd) {
 		c.handlerErrors.inc()
 	case endPanic:
 		c.panics.inc()
+	case endUnrouted:
+		c.unrouted.inc()
 	}
 }
 
