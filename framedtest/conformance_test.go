@@ -16,9 +16,7 @@ import (
 
 func TestConformanceOfAVarintServer(t *testing.T) {
 	f := framed.Format{Varint: true, MaxFrameSize: 300}
-	srv := framedtest.NewUnstartedServer(nil)
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, nil)
 	defer srv.Close()
 	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: f, Skip: []string{"4.2"}})
 }
@@ -115,9 +113,7 @@ func TestRunConformanceReportsFailures(t *testing.T) {
 
 func TestRunConformanceSkipsWhatTheFormatCannotSay(t *testing.T) {
 	f := framed.Format{HeaderSize: 2}
-	srv := framedtest.NewUnstartedServer(nil)
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, nil)
 	defer srv.Close()
 	results, err := framedtest.RunConformance(t.Context(), srv.Addr,
 		framedtest.ConformanceOptions{Format: f, Only: []string{"1.4", "3.1", "3.2"}}, nil)

@@ -44,9 +44,7 @@ func failed(out string) []string {
 // configures one.
 func echoServer(t *testing.T, f framed.Format) string {
 	t.Helper()
-	srv := framedtest.NewUnstartedServer(framed.EchoHandler{})
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, framed.EchoHandler{})
 	t.Cleanup(srv.Close)
 	return srv.Addr
 }
