@@ -166,9 +166,10 @@ func (k *Key) read(frame []byte) (uint64, bool) {
 // client that pipelines requests and matches replies in order would be
 // out of step from then on.
 //
-// Key and NotFound must be set before the first Handle and not changed
-// after it. Handle may be called at any time, also while the Mux serves
-// frames; ServeFrame takes no lock.
+// Key must be set before the first Handle, which checks keys against it,
+// and neither Key nor NotFound may change once the Mux serves frames.
+// Handle may be called at any time, also while the Mux serves frames from
+// any number of connections; ServeFrame takes no lock.
 type Mux struct {
 	// Key says where each frame's key is. The zero value is a 4-byte
 	// little-endian unsigned integer at the start of the frame.

@@ -81,8 +81,8 @@ func TestEveryFormatPasses(t *testing.T) {
 		{give: []string{"-be", "-max", "70000"}, format: framed.Format{BigEndian: true, MaxFrameSize: 70000}, describe: "4-byte big-endian length, limit 70000 bytes"},
 		{give: []string{"-size", "8", "-max", "70000"}, format: framed.Format{HeaderSize: 8, MaxFrameSize: 70000}, describe: "8-byte little-endian length"},
 		{give: []string{"-varint", "-max", "1000"}, format: framed.Format{Varint: true, MaxFrameSize: 1000}, skipped: 1, describe: "varint length, limit 1000 bytes"},
-		{give: []string{"-offset", "4", "-be", "-max", "70004"}, format: framed.Format{LengthOffset: 4, BigEndian: true, MaxFrameSize: 70004},
-			describe: "4-byte big-endian length after 4 header bytes, limit 70004 bytes"},
+		{give: []string{"-offset", "4", "-be"}, format: framed.Format{LengthOffset: 4, BigEndian: true},
+			describe: "4-byte big-endian length after 4 header bytes, limit 4194304 bytes"}, // zinx's
 		{give: []string{"-adjust", "4", "-max", "70004"}, format: framed.Format{LengthAdjust: 4, MaxFrameSize: 70004},
 			describe: "4-byte little-endian length, adjusted by +4, limit 70004 bytes"},
 		{give: []string{"-size", "3", "-be", "-adjust", "6", "-max", "16390"}, format: framed.Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16390},
