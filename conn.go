@@ -221,10 +221,18 @@ func (c *Conn) readErr(err error) error {
 func (c *Conn) WriteFrame(p []byte) error { return c.writeFrame(nil, p) }
 
 // WriteFrameParts sends head followed by body as one frame, as WriteFrame
-// does with their concatenation, without the caller concatenating them:
-// a reply that repeats the request's header fields, say. The limits apply
-// to len(head)+len(body). A body of 64 KiB or more is written from body
-// itself, and WriteFrameParts returns after that write.
+// sends append(head, body...), without that copy or its allocation: a reply
+// that repeats the request's header fields (frame[:4] for zinx's message
+// ID) with a new body, or a header built on the stack before a payload.
+// Either part may be empty. The Format's length field goes after the
+// frame's first LengthOffset bytes, whether they end inside head, at its
+// end, or inside body.
+//
+// The limits and errors are WriteFrame's, for a frame of
+// len(head)+len(body) bytes. head and body are not retained once
+// WriteFrameParts returns: they are copied into the queue, except a body
+// of 64 KiB or more, which is written from body itself before
+// WriteFrameParts returns.
 func (c *Conn) WriteFrameParts(head, body []byte) error { return c.writeFrame(head, body) }
 
 func (c *Conn) writeFrame(head, body []byte) error {

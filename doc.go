@@ -67,6 +67,11 @@
 //     goroutines may write to it at once.
 //   - [Server] accepts connections and calls a [Handler] for every frame,
 //     with the lifecycle of net/http's Server: Serve, Shutdown, Close.
+//   - [Mux] is a Handler that routes each frame by a key read from it (a
+//     message ID), as net/http's ServeMux routes by path; a [Middleware]
+//     wraps a route or the whole Mux. [Conn.WriteFrameParts] sends a reply
+//     made of the request's header fields and a new body without copying
+//     them together.
 //   - [Dial] connects a [Client], which sends, receives, and makes
 //     pipelined requests.
 //   - [UDPServer] answers datagrams (it echoes them by default) and

@@ -241,6 +241,7 @@ type ServerStats struct {
 	ConnErrors      int64 // another network error: a reset, the peer gone mid-frame, a failed TLS handshake
 	HandlerErrors   int64 // a handler returned an error, the connection being sound
 	PanicsRecovered int64 // a handler panicked
+	Unrouted        int64 // a frame had no route: the handler, a [Mux] say, returned an error matching [ErrUnrouted]
 
 	// LingerTimeouts counts connections closed gracefully (see
 	// [Server.Shutdown]), whatever the reason, whose peer neither closed
@@ -257,6 +258,7 @@ type serverCounters struct {
 	tooLarge, invalidLength                                counter
 	frameTimeouts, idleTimeouts, writeTimeouts, connErrors counter
 	handlerErrors, panics, lingerTimeouts                  counter
+	unrouted                                               counter
 }
 
 // connTotals are the per-connection counts that Stats adds up.
@@ -291,6 +293,7 @@ func (s *Server) Stats() ServerStats {
 		ConnErrors:      c.connErrors.Load(),
 		HandlerErrors:   c.handlerErrors.Load(),
 		PanicsRecovered: c.panics.Load(),
+		Unrouted:        c.unrouted.Load(),
 		LingerTimeouts:  c.lingerTimeouts.Load(),
 	}
 	s.mu.Lock()

@@ -135,6 +135,7 @@ const (
 	endConnError                   // another network error
 	endHandlerError                // the handler returned an error
 	endPanic                       // the handler panicked
+	endUnrouted                    // the handler returned ErrUnrouted: a Mux had no route
 )
 
 var endNames = [...]string{
@@ -149,6 +150,7 @@ var endNames = [...]string{
 	endConnError:    "connection error",
 	endHandlerError: "handler error",
 	endPanic:        "handler panic",
+	endUnrouted:     "no route",
 }
 
 func (e connEnd) String() string { return endNames[e] }
@@ -271,6 +273,9 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 		}
 		n++
 		if err := h.ServeFrame(ctx, c, p); err != nil {
+			if errors.Is(err, ErrUnrouted) {
+				return n, endUnrouted, err
+			}
 			return n, endHandlerError, err
 		}
 		if sc.load().phase() == connDraining {
@@ -383,6 +388,8 @@ func (s *Server) count(end connEnd) {
 		c.handlerErrors.inc()
 	case endPanic:
 		c.panics.inc()
+	case endUnrouted:
+		c.unrouted.inc()
 	}
 }
 

@@ -62,7 +62,35 @@ type framedServer struct {
 	closeErr error
 }
 
-func serveFramed(cfg ServerConfig) (Server, error) {
+func serveFramed(cfg ServerConfig) (Server, error) { return serveFramedRouted(cfg, false) }
+
+// framedMuxName is the server-only row routed by a Mux.
+const framedMuxName = "framed Mux"
+
+// muxRoutes is how many routes the Mux row's Mux holds; the server-only
+// feeder's frames take their keys in turn.
+const muxRoutes = 16
+
+// framedMuxImpl is framed's sink server with its handler behind a
+// framed.Mux of muxRoutes routes keyed by a 4-byte little-endian ID at
+// the start of each frame: what routing costs per frame.
+func framedMuxImpl() Impl {
+	return Impl{
+		Name: framedMuxName,
+		Key:  "framed-mux",
+		Note: "framed.Server whose handler is a framed.Mux of 16 routes keyed by the frame's first 4 bytes (little-endian); each route checks the frame's size and drops it",
+		Serve: func(cfg ServerConfig) (Server, error) {
+			if cfg.Mode != Sink {
+				return nil, errors.New("bench: the Mux row is a sink")
+			}
+			return serveFramedRouted(cfg, true)
+		},
+	}
+}
+
+// serveFramedRouted starts framed's server; with routed, its sink handler
+// serves muxRoutes routes of a Mux.
+func serveFramedRouted(cfg ServerConfig, routed bool) (Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -79,6 +107,13 @@ func serveFramed(cfg ServerConfig) (Server, error) {
 			}
 			return nil
 		})
+		if routed {
+			mux := &framed.Mux{}
+			for key := range muxRoutes {
+				mux.Handle(uint64(key), s.srv.Handler)
+			}
+			s.srv.Handler = mux
+		}
 		// The sink workloads open one connection per server, so the
 		// server's own counters are that connection's.
 		s.srv.ConnState = func(_ *framed.Conn, st framed.ConnState) {
@@ -88,7 +123,7 @@ func serveFramed(cfg ServerConfig) (Server, error) {
 			at := time.Now()
 			stats := s.srv.Stats()
 			var err error
-			if n := stats.HandlerErrors + stats.FramesTooLarge + stats.InvalidLength + stats.ConnErrors; n > 0 {
+			if n := stats.HandlerErrors + stats.Unrouted + stats.FramesTooLarge + stats.InvalidLength + stats.ConnErrors; n > 0 {
 				err = errors.New("bench: framed sink connection failed")
 			}
 			cfg.report(SinkDone{Frames: stats.FramesIn, At: at, Err: err})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -53,11 +54,12 @@ func serveCeiling(cfg ServerConfig) (Server, error) {
 }
 
 // serverOnlyImpls are the rows of the server-only workloads: raw first
-// (the baseline), then framed's Server, gnet, and the loopback ceiling.
+// (the baseline), then framed's Server, the same through a Mux, gnet, and
+// the loopback ceiling.
 func serverOnlyImpls() []Impl {
 	fr := framedImpl()
 	fr.Note = "framed.Server with a handler that checks each frame's size and drops it"
-	return []Impl{rawImpl(), fr, gnetImpl(), ceilingImpl()}
+	return []Impl{rawImpl(), fr, framedMuxImpl(), gnetImpl(), ceilingImpl()}
 }
 
 // serverOnly measures a sink server alone. The feeder costs next to
@@ -76,7 +78,8 @@ type serverOnly struct {
 func openServerOnly(w *Workload, im Impl, deadline time.Time) (session, error) {
 	s := &serverOnly{done: make(chan SinkDone, 1), size: headerSize + w.Size}
 	p := payload(w.Size)
-	for range feedFrames {
+	for i := range feedFrames {
+		binary.LittleEndian.PutUint32(p, uint32(i%muxRoutes)) // the Mux row's key; the others ignore it
 		s.buf = putFrame(s.buf, p)
 	}
 	var err error

@@ -68,9 +68,14 @@ type ConformanceCase struct {
 // ConformanceOptions describes the server under test and which cases run.
 // The zero value runs every case against a server of the default Format.
 type ConformanceOptions struct {
-	// Format is the server's wire format. Its Limit is taken as the
-	// server's largest frame: the cases send frames of exactly the limit
-	// and of one byte more.
+	// Format is the server's wire format, any that framed speaks. Its
+	// Limit is taken as the server's largest frame: the cases send frames
+	// of exactly the limit and of one byte more. With LengthOffset or a
+	// positive LengthAdjust, a frame begins with header fields besides
+	// the length (a message ID, a type); the cases fill them with a
+	// pattern that depends on the frame, expect them echoed unchanged,
+	// and count the sizes they name (an empty frame, one of 255 bytes)
+	// after them.
 	Format framed.Format
 
 	// Timeout bounds each case. Zero means [DefaultCaseTimeout]. A case
@@ -135,14 +140,10 @@ func SelectCases(opts ConformanceOptions) ([]ConformanceCase, error) {
 // RunConformance runs the selected cases, one after another, against the
 // echo server at the TCP address addr, and calls report (if not nil) with
 // each result as it comes. It returns every result, or an error if opts
-// selects nothing valid or ctx ends.
+// selects nothing valid, its Format is invalid (an error matching
+// [framed.ErrInvalidFormat]), or ctx ends.
 func RunConformance(ctx context.Context, addr string, opts ConformanceOptions, report func(ConformanceResult)) ([]ConformanceResult, error) {
-	if f := opts.Format; f.LengthOffset != 0 || f.LengthAdjust != 0 {
-		// The cases write raw headers and frames down to zero bytes,
-		// which such layouts cannot carry.
-		return nil, fmt.Errorf("framedtest: the conformance cases speak length prefixes only, not layouts with LengthOffset %d or LengthAdjust %d", f.LengthOffset, f.LengthAdjust)
-	}
-	if _, err := opts.Format.Encode(nil); err != nil {
+	if err := checkFormat(opts.Format); err != nil {
 		return nil, err
 	}
 	selected, err := SelectCases(opts)
@@ -163,6 +164,17 @@ func RunConformance(ctx context.Context, addr string, opts ConformanceOptions, r
 	return results, nil
 }
 
+// checkFormat reports whether framed accepts f: nil, or an error matching
+// [framed.ErrInvalidFormat]. framed checks a Format wherever work starts;
+// a Reader of an empty stream reports that check's error or io.EOF.
+func checkFormat(f framed.Format) error {
+	_, err := framed.NewReader(strings.NewReader(""), f).ReadFrame()
+	if errors.Is(err, framed.ErrInvalidFormat) {
+		return err
+	}
+	return nil
+}
+
 func runCase(ctx context.Context, addr string, opts ConformanceOptions, c ConformanceCase) ConformanceResult {
 	timeout := opts.Timeout
 	if timeout <= 0 {
@@ -170,7 +182,9 @@ func runCase(ctx context.Context, addr string, opts ConformanceOptions, c Confor
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	e := &env{ctx: ctx, addr: addr, f: opts.Format, limit: opts.Format.Limit(), timeout: timeout}
+	f := opts.Format
+	fields := f.LengthOffset + max(f.LengthAdjust, 0)
+	e := &env{ctx: ctx, addr: addr, f: f, fields: fields, limit: f.Limit() - fields, timeout: timeout}
 	start := time.Now()
 	err := c.run(e)
 	e.closeAll()
@@ -190,13 +204,16 @@ func runCase(ctx context.Context, addr string, opts ConformanceOptions, c Confor
 // Conformance runs the conformance battery against the echo server at addr,
 // each case as a subtest named by its ID. A required case that fails fails
 // the test; a recommended one that fails is logged. Cases the Format cannot
-// express are skipped.
+// express are skipped. An invalid Format fails the test at once.
 //
 //	srv := framedtest.NewServer(nil)
 //	defer srv.Close()
 //	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{})
 func Conformance(t *testing.T, addr string, opts ConformanceOptions) {
 	t.Helper()
+	if err := checkFormat(opts.Format); err != nil {
+		t.Fatal(err)
+	}
 	selected, err := SelectCases(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +244,8 @@ type env struct {
 	ctx     context.Context
 	addr    string
 	f       framed.Format
-	limit   int
+	fields  int // the bytes of header fields that begin each frame (see fieldsFor)
+	limit   int // the largest payload after those fields
 	timeout time.Duration
 	note    string // what a passing case reports
 

@@ -79,63 +79,137 @@ func payload(id uint64, n int) []byte {
 	return p
 }
 
-// frame encodes p in the server's Format.
+// fieldsFor returns the header fields of the frame whose payload is n
+// bytes: the bytes before the length field and, with a positive
+// LengthAdjust, those after it that the length does not count. They
+// follow a pattern that depends on n, so that fields the server lost,
+// changed, or took from another frame show.
+func (e *env) fieldsFor(n int) []byte {
+	b := make([]byte, e.fields)
+	for i := range b {
+		b[i] = 0xa5 ^ byte(i*29) ^ byte(n) ^ byte(n>>8)
+	}
+	return b
+}
+
+// frame appends to dst the frame of payload p in the server's Format,
+// its header fields filled in by fieldsFor.
 func (e *env) frame(dst, p []byte) []byte {
-	out, err := e.f.AppendFrame(dst, p)
+	msg := p
+	if e.fields > 0 {
+		msg = append(e.fieldsFor(len(p)), p...)
+	}
+	out, err := e.f.AppendFrame(dst, msg)
 	if err != nil {
 		panic(fmt.Sprintf("framedtest: conformance frame of %d bytes: %v", len(p), err)) // callers keep to the limit
 	}
 	return out
 }
 
-// header encodes a length of n, which may be more than the limit allows,
-// and reports false when the Format cannot hold n.
+// header returns the bytes that begin the frame of a payload of n bytes,
+// which may be more than the limit allows, up to and including the length
+// field: the fields before it, then the field. It reports false when the
+// length field cannot hold the length.
 func (e *env) header(n uint64) ([]byte, bool) {
+	// The field says n, plus what LengthAdjust takes off; the fields
+	// after it, when LengthAdjust is positive, are not counted.
+	v := n + uint64(max(0, -e.f.LengthAdjust))
+	field, ok := e.lengthField(v)
+	return append(e.fieldsFor(int(min(n, 1<<20)))[:e.f.LengthOffset], field...), ok
+}
+
+// lengthField encodes v as the Format's length field, and reports false
+// when the field cannot hold v.
+func (e *env) lengthField(v uint64) ([]byte, bool) {
 	if e.f.Varint {
-		return binary.AppendUvarint(nil, n), true
-	}
-	size := e.f.HeaderSize
-	if size == 0 {
-		size = 4
+		return binary.AppendUvarint(nil, v), true
 	}
 	var order binary.AppendByteOrder = binary.LittleEndian
 	if e.f.BigEndian {
 		order = binary.BigEndian
 	}
-	switch size {
+	switch e.f.HeaderSize {
 	case 1:
-		return []byte{byte(n)}, n <= math.MaxUint8
+		return []byte{byte(v)}, v <= math.MaxUint8
 	case 2:
-		return order.AppendUint16(nil, uint16(n)), n <= math.MaxUint16
-	case 4:
-		return order.AppendUint32(nil, uint32(n)), n <= math.MaxInt32
-	default:
-		return order.AppendUint64(nil, n), n <= math.MaxInt64
+		return order.AppendUint16(nil, uint16(v)), v <= math.MaxUint16
+	case 3:
+		b := order.AppendUint32(nil, uint32(v))
+		if e.f.BigEndian {
+			b = b[1:]
+		} else {
+			b = b[:3]
+		}
+		return b, v < 1<<24
+	case 8:
+		return order.AppendUint64(nil, v), v <= math.MaxInt64
 	}
+	return order.AppendUint32(nil, uint32(v)), v <= math.MaxInt32
 }
 
-// invalidHeader returns a header no length can be read from: a negative
-// length for 4- and 8-byte headers, an overflowing varint. 1- and 2-byte
-// headers are unsigned: every header is valid.
+// invalidHeader returns the beginning of a frame, up to its length field,
+// that no length can be read from: a length that LengthAdjust makes
+// negative, a negative 4- or 8-byte length, or an overflowing varint.
+// With a LengthAdjust of zero or more, every 1-, 2- and 3-byte length is
+// valid, and invalidHeader reports false.
 func (e *env) invalidHeader() ([]byte, bool) {
+	before := e.fieldsFor(0)[:e.f.LengthOffset]
+	var field []byte
 	switch {
+	case e.f.LengthAdjust < 0:
+		field, _ = e.lengthField(0)
 	case e.f.Varint:
-		return append(bytes.Repeat([]byte{0xff}, 9), 0x02), true
+		field = append(bytes.Repeat([]byte{0xff}, 9), 0x02)
 	case e.f.HeaderSize == 0 || e.f.HeaderSize == 4:
-		return []byte{0xff, 0xff, 0xff, 0xff}, true
+		field = []byte{0xff, 0xff, 0xff, 0xff}
 	case e.f.HeaderSize == 8:
-		return bytes.Repeat([]byte{0xff}, 8), true
+		field = bytes.Repeat([]byte{0xff}, 8)
+	default:
+		return nil, false
 	}
-	return nil, false
+	return append(before, field...), true
 }
 
-// reader reads the server's replies; a reply above the limit is an error.
-func (e *env) reader(c net.Conn) *framed.Reader {
-	return framed.NewReader(c, e.f)
+// replies reads the server's replies: the frames, checked to begin with
+// the header fields sent (see fieldsFor), without those fields.
+type replies struct {
+	r      *framed.Reader
+	fields func(n int) []byte
+	n      int // the header fields' length
+}
+
+// reader reads the server's replies on c; a reply above the limit is an
+// error.
+func (e *env) reader(c io.Reader) *replies {
+	return &replies{r: framed.NewReader(c, e.f), fields: e.fieldsFor, n: e.fields}
+}
+
+// fieldsError is a reply whose header fields are not the ones sent.
+type fieldsError struct{ got, want []byte }
+
+func (e *fieldsError) Error() string {
+	return "the reply's header fields are not those of the frame sent: " + HexDiff(e.got, e.want)
+}
+
+// ReadFrame returns the next reply's payload, after its header fields, or
+// a *fieldsError when those fields are not the ones sent.
+func (r *replies) ReadFrame() ([]byte, error) {
+	frame, err := r.r.ReadFrame()
+	if err != nil || r.n == 0 {
+		return frame, err
+	}
+	if len(frame) < r.n {
+		return nil, &fieldsError{got: frame, want: r.fields(0)}
+	}
+	payload := frame[r.n:]
+	if want := r.fields(len(payload)); !bytes.Equal(frame[:r.n], want) {
+		return nil, &fieldsError{got: frame[:r.n], want: want}
+	}
+	return payload, nil
 }
 
 // expectFrame reads one reply and compares it with want.
-func expectFrame(r *framed.Reader, what string, want []byte) error {
+func expectFrame(r *replies, what string, want []byte) error {
 	got, err := r.ReadFrame()
 	if err != nil {
 		return fmt.Errorf("%s: no reply: %w", what, explain(err))
@@ -148,11 +222,14 @@ func expectFrame(r *framed.Reader, what string, want []byte) error {
 
 // expectConnEnd reads after the replies owed and fails unless the connection
 // ends there: EOF or a reset, with no byte more.
-func expectConnEnd(r *framed.Reader, what string) error {
+func expectConnEnd(r *replies, what string) error {
 	got, err := r.ReadFrame()
+	var fe *fieldsError
 	switch {
 	case err == nil:
 		return fmt.Errorf("%s: got a reply of %d bytes where the connection should end", what, len(got))
+	case errors.As(err, &fe):
+		return fmt.Errorf("%s: got a reply where the connection should end", what)
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		return nil
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -224,7 +301,7 @@ func (e *env) frameSet(seed uint64, count, maxSize int) (stream []byte, payloads
 	return stream, payloads
 }
 
-func expectAll(r *framed.Reader, payloads [][]byte) error {
+func expectAll(r *replies, payloads [][]byte) error {
 	for i, p := range payloads {
 		if err := expectFrame(r, fmt.Sprintf("frame %d of %d (%d bytes)", i, len(payloads), len(p)), p); err != nil {
 			return err

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/framed-go/framed"
 )
 
 // The cases below, sections 2 to 5 of the battery, each drive the server
@@ -137,9 +135,10 @@ func caseTooLarge(e *env) error {
 	if err != nil {
 		return err
 	}
-	// The payload follows, up to 16 MiB: a server may refuse from the
-	// header or after reading the frame, and must not answer either way.
-	rest := e.limit + 1
+	// The rest of the frame follows, up to 16 MiB: a server may refuse
+	// from the header or after reading the frame, and must not answer
+	// either way.
+	rest := max(e.f.LengthAdjust, 0) + e.limit + 1
 	if rest > 16<<20 {
 		rest = 1 << 20
 		e.note = "only the first MiB of the payload sent"
@@ -226,7 +225,7 @@ func caseChurn(e *env) error {
 		case 1: // half a header, then FIN
 			c.Write(half)
 		case 2: // part of a frame, then RST
-			c.Write(e.frame(nil, []byte("cut"))[:2])
+			c.Write(e.frame(nil, []byte("cut")[:min(3, e.limit)])[:2])
 			c.(*net.TCPConn).SetLinger(0)
 		}
 		c.Close()
@@ -389,7 +388,7 @@ func caseBackpressure(e *env) error {
 		writerDone = true
 		e.note = fmt.Sprintf("all %.1f MiB written without the server holding the client back", float64(len(stream))/(1<<20))
 	}
-	err = expectAll(framed.NewReader(bufio.NewReaderSize(c, 64<<10), e.f), payloads)
+	err = expectAll(e.reader(bufio.NewReaderSize(c, 64<<10)), payloads)
 	if err != nil {
 		c.Close() // unblocks the writer
 	}

@@ -16,9 +16,7 @@ import (
 
 func TestConformanceOfAVarintServer(t *testing.T) {
 	f := framed.Format{Varint: true, MaxFrameSize: 300}
-	srv := framedtest.NewUnstartedServer(nil)
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, nil)
 	defer srv.Close()
 	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: f, Skip: []string{"4.2"}})
 }
@@ -115,9 +113,7 @@ func TestRunConformanceReportsFailures(t *testing.T) {
 
 func TestRunConformanceSkipsWhatTheFormatCannotSay(t *testing.T) {
 	f := framed.Format{HeaderSize: 2}
-	srv := framedtest.NewUnstartedServer(nil)
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, nil)
 	defer srv.Close()
 	results, err := framedtest.RunConformance(t.Context(), srv.Addr,
 		framedtest.ConformanceOptions{Format: f, Only: []string{"1.4", "3.1", "3.2"}}, nil)
@@ -135,9 +131,72 @@ func TestRunConformanceRefusesABadFormat(t *testing.T) {
 	assert.ErrorIs(t, err, framed.ErrInvalidFormat)
 }
 
-func TestRunConformanceRefusesLayouts(t *testing.T) {
-	_, err := framedtest.RunConformance(context.Background(), "127.0.0.1:1",
-		framedtest.ConformanceOptions{Format: framed.Format{LengthOffset: 4}}, nil)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "LengthOffset 4")
+// layouts are the Formats of other protocols' layouts, with header fields
+// before the length, after it, or a length that counts itself, each with a
+// limit that keeps the cases quick.
+var layouts = []struct {
+	name string
+	f    framed.Format
+}{
+	{"zinx", framed.Format{LengthOffset: 4, BigEndian: true, MaxFrameSize: 70004}},
+	{"easytcp", framed.Format{LengthAdjust: 4, MaxFrameSize: 70004}},
+	{"gRPC", framed.Format{LengthOffset: 1, BigEndian: true, MaxFrameSize: 70001}},
+	{"HTTP/2", framed.Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16384 + 6}},
+	{"MySQL", framed.Format{HeaderSize: 3, LengthAdjust: 1, MaxFrameSize: 70001}},
+	{"TLS", framed.Format{LengthOffset: 3, HeaderSize: 2, BigEndian: true}},
+	{"length counts itself", framed.Format{BigEndian: true, LengthAdjust: -4, MaxFrameSize: 70000}},
+	{"1-byte length counts itself", framed.Format{HeaderSize: 1, LengthAdjust: -1}},
+	{"Netty (2, 3, -5)", framed.Format{LengthOffset: 2, HeaderSize: 3, BigEndian: true, LengthAdjust: -5, MaxFrameSize: 70002}},
+	{"varint after a byte", framed.Format{Varint: true, LengthOffset: 1, MaxFrameSize: 1000}},
+}
+
+// TestConformanceOfEveryLayout: framed's echo server passes every case in
+// every layout, header fields echoed included.
+func TestConformanceOfEveryLayout(t *testing.T) {
+	for _, tt := range layouts {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := framedtest.NewFormatServer(tt.f, nil)
+			defer srv.Close()
+			framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: tt.f, Skip: []string{"4.2"}})
+		})
+	}
+}
+
+// TestConformanceChecksTheHeaderFields: a server that echoes the payload
+// but not the header fields it got fails, and the case says so.
+func TestConformanceChecksTheHeaderFields(t *testing.T) {
+	zinx := framed.Format{LengthOffset: 4, BigEndian: true}
+	srv := framedtest.NewFormatServer(zinx, framed.HandlerFunc(func(_ context.Context, c *framed.Conn, frame []byte) error {
+		return c.WriteFrameParts([]byte{0, 0, 0, 1}, frame[4:]) // always msgID 1
+	}))
+	defer srv.Close()
+	results, err := framedtest.RunConformance(t.Context(), srv.Addr, framedtest.ConformanceOptions{Format: zinx, Only: []string{"1.2", "2.1"}}, nil)
+	require.NoError(t, err)
+	require.Len(t, results, 2)
+	for _, r := range results {
+		assert.Equal(t, framedtest.Fail, r.Status, r.ID)
+		assert.Contains(t, r.Detail, "header fields are not those of the frame sent", r.ID)
+	}
+}
+
+// TestConformanceOfLayoutsSkipsWhatTheyCannotSay: a length that
+// LengthAdjust makes negative is an invalid header in any width, so 3.2
+// runs for an unsigned 2-byte length that counts itself, and is skipped
+// for a plain one.
+func TestConformanceOfLayoutsSkipsWhatTheyCannotSay(t *testing.T) {
+	tests := []struct {
+		f    framed.Format
+		want framedtest.Status
+	}{
+		{f: framed.Format{HeaderSize: 2, LengthAdjust: -2}, want: framedtest.Pass},
+		{f: framed.Format{HeaderSize: 2, LengthOffset: 1}, want: framedtest.Skip},
+	}
+	for _, tt := range tests {
+		srv := framedtest.NewFormatServer(tt.f, nil)
+		results, err := framedtest.RunConformance(t.Context(), srv.Addr, framedtest.ConformanceOptions{Format: tt.f, Only: []string{"3.2"}}, nil)
+		srv.Close()
+		require.NoError(t, err, "%+v", tt.f)
+		require.Len(t, results, 1)
+		assert.Equal(t, tt.want, results[0].Status, "%+v: %s", tt.f, results[0].Detail)
+	}
 }

@@ -28,6 +28,25 @@ func ExampleNewServer() {
 	// Output: HELLO <nil>
 }
 
+func ExampleNewFormatServer() {
+	// zinx's layout: msgID u32, length u32, data, big-endian. A frame is
+	// the msgID followed by the data.
+	zinx := framed.Format{LengthOffset: 4, BigEndian: true}
+	srv := framedtest.NewFormatServer(zinx, nil) // nil: echo
+	defer srv.Close()
+
+	ctx := context.Background()
+	client, err := srv.Dial(ctx) // speaks the server's Format
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.Close()
+	reply, err := client.Request(ctx, []byte("\x00\x00\x00\x01ping"))
+	fmt.Printf("%q %v\n", reply, err)
+	// Output: "\x00\x00\x00\x01ping" <nil>
+}
+
 func ExampleListener() {
 	srv := framedtest.NewUnstartedServer(nil) // nil: echo
 	srv.Listener = framedtest.NewListener(0)  // in memory: no port
@@ -55,7 +74,7 @@ func ExampleNewProxy() {
 	proxy.Down.SliceRandom(3) // replies come back in pieces of 1 to 3 bytes
 
 	ctx := context.Background()
-	client, err := framed.Dial(ctx, proxy.Addr)
+	client, err := proxy.Dial(ctx)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,8 +1,11 @@
 package framedtest
 
 import (
+	"context"
 	"net"
 	"sync"
+
+	"github.com/framed-go/framed"
 )
 
 // Proxy is a TCP proxy on a loopback port that passes every connection made
@@ -14,10 +17,12 @@ import (
 //	proxy := framedtest.NewProxy(srv.Addr)
 //	defer proxy.Close()
 //	proxy.Up.Slice(1) // the server gets one byte per read
-//	client, err := framed.Dial(ctx, proxy.Addr)
+//	client, err := proxy.Dial(ctx)
 //
-// A client that half-closes is half-closed on to the target, and a reset on
-// one side resets the other.
+// The proxy passes bytes, whatever they mean; Dial connects a Client in
+// the default Format, or in the one given to NewFormatProxy. A client that
+// half-closes is half-closed on to the target, and a reset on one side
+// resets the other.
 type Proxy struct {
 	// Addr is the proxy's address, "127.0.0.1:port".
 	Addr string
@@ -27,6 +32,7 @@ type Proxy struct {
 	Down *Faults
 
 	target string
+	format framed.Format // Dial's
 	ln     net.Listener
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -55,18 +61,30 @@ func (pc *proxyConn) end(reset bool) {
 }
 
 // NewProxy starts a Proxy to the TCP address target on a free loopback
-// port. It panics when it cannot listen, as NewServer does. The caller
-// should call Close when done.
-func NewProxy(target string) *Proxy {
+// port, whose Dial speaks the default Format. It panics when it cannot
+// listen, as NewServer does. The caller should call Close when done.
+func NewProxy(target string) *Proxy { return NewFormatProxy(framed.Format{}, target) }
+
+// NewFormatProxy starts a Proxy to the TCP address target, as NewProxy
+// does, whose Dial speaks the wire format f: a proxy to a
+// [NewFormatServer](f, h).
+func NewFormatProxy(f framed.Format, target string) *Proxy {
 	p := &Proxy{
 		Up: &Faults{}, Down: &Faults{},
-		target: target, ln: newLocalListener(), stop: make(chan struct{}),
+		target: target, format: f, ln: newLocalListener(), stop: make(chan struct{}),
 		conns: make(map[*proxyConn]struct{}),
 	}
 	p.Addr = p.ln.Addr().String()
 	p.wg.Add(1)
 	go p.accept()
 	return p
+}
+
+// Dial connects a Client to the target through the proxy, in the Format
+// the proxy was made with. The caller closes the Client; Close closes its
+// connection at the proxy too.
+func (p *Proxy) Dial(ctx context.Context) (*framed.Client, error) {
+	return (&framed.Dialer{Format: p.format}).Dial(ctx, p.Addr)
 }
 
 func (p *Proxy) accept() {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/framed-go/framed"
 	"github.com/framed-go/framed/framedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,7 +35,7 @@ func TestProxyFramedUnderFaults(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			client, err := framed.Dial(ctx, p.Addr)
+			client, err := p.Dial(ctx)
 			if !assert.NoError(t, err) {
 				return
 			}

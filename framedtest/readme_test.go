@@ -52,7 +52,7 @@ func TestOneBytePerRead(t *testing.T) {
 	defer proxy.Close()
 	proxy.Up.Slice(1)         // the server gets every request one byte at a time
 	proxy.Down.SliceRandom(3) // and its replies come back in pieces of 1 to 3 bytes
-	client, err := framed.Dial(t.Context(), proxy.Addr)
+	client, err := proxy.Dial(t.Context())
 	require.NoError(t, err)
 	defer client.Close()
 	reply, err := client.Request(t.Context(), []byte("whole"))
@@ -61,9 +61,7 @@ func TestOneBytePerRead(t *testing.T) {
 }
 
 func TestEchoConforms(t *testing.T) {
-	srv := framedtest.NewUnstartedServer(framed.EchoHandler{})
-	srv.Config.Format = framed.Format{MaxFrameSize: 64 << 10}
-	srv.Start()
+	srv := framedtest.NewFormatServer(framed.Format{MaxFrameSize: 64 << 10}, framed.EchoHandler{})
 	defer srv.Close()
 	framedtest.Conformance(t, srv.Addr, framedtest.ConformanceOptions{Format: srv.Config.Format})
 }

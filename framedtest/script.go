@@ -33,8 +33,9 @@ const DefaultStepTimeout = 5 * time.Second
 //		ExpectClosed(time.Second).
 //		RunAddr(t, srv.Addr)
 //
-// The zero value is an empty script for the default Format. Methods that add
-// steps return the Script, so that calls chain.
+// The zero value is an empty script for the default Format; [NewFormatScript]
+// makes one for another. Methods that add steps return the Script, so that
+// calls chain.
 type Script struct {
 	// Format is the wire format of the frames sent and expected; the zero
 	// value is the default one.
@@ -94,6 +95,10 @@ func (s step) String() string {
 
 // NewScript returns an empty Script for the default Format.
 func NewScript() *Script { return &Script{} }
+
+// NewFormatScript returns an empty Script whose frames, sent and
+// expected, are of format f: a peer for a [NewFormatServer](f, h).
+func NewFormatScript(f framed.Format) *Script { return &Script{Format: f} }
 
 func (s *Script) add(st step) *Script {
 	s.steps = append(s.steps, st)

@@ -118,7 +118,7 @@ func TestScriptFailsOnMismatch(t *testing.T) {
 		},
 		{
 			name: "a frame too large to send",
-			give: (&framedtest.Script{Format: framed.Format{HeaderSize: 1}}).Send(make([]byte, 256)),
+			give: framedtest.NewFormatScript(framed.Format{HeaderSize: 1}).Send(make([]byte, 256)),
 			want: []string{"step 0 (send frame of 256 bytes)", "exceeds limit"},
 		},
 	}

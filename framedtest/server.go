@@ -25,7 +25,8 @@ import (
 //	defer srv.Close()
 //	client, err := srv.Dial(ctx)
 //
-// NewUnstartedServer leaves time to adjust Config (its Format, limits and
+// NewFormatServer starts one that speaks another [framed.Format].
+// NewUnstartedServer leaves time to adjust Config (its limits and
 // timeouts), to replace Listener, for example with a [Listener] in memory,
 // or to set TLS, before Start or StartTLS.
 type Server struct {
@@ -58,6 +59,18 @@ type Server struct {
 // [framed.EchoHandler]). The caller should call Close when done.
 func NewServer(h framed.Handler) *Server {
 	s := NewUnstartedServer(h)
+	s.Start()
+	return s
+}
+
+// NewFormatServer starts and returns a Server that serves h (nil means
+// [framed.EchoHandler]) in the wire format f: f is its Config.Format, and
+// Dial speaks it too. A Script for it is [NewFormatScript](f). An invalid
+// f stops the server at once, and Dial's error then says why. The caller
+// should call Close when done.
+func NewFormatServer(f framed.Format, h framed.Handler) *Server {
+	s := NewUnstartedServer(h)
+	s.Config.Format = f
 	s.Start()
 	return s
 }

@@ -127,3 +127,40 @@ func TestCloseUnstartedServer(t *testing.T) {
 	_, err := (&framed.Dialer{Timeout: time.Second}).Dial(context.Background(), addr)
 	assert.Error(t, err)
 }
+
+// TestNewFormatServer: one call makes a server of another Format, whose
+// Dial speaks it, and NewFormatScript and NewFormatProxy speak it too.
+func TestNewFormatServer(t *testing.T) {
+	zinx := framed.Format{LengthOffset: 4, BigEndian: true}
+	srv := framedtest.NewFormatServer(zinx, nil)
+	defer srv.Close()
+	assert.Equal(t, zinx, srv.Config.Format)
+	assert.Equal(t, "\x00\x00\x00\x01ping", request(t, srv, "\x00\x00\x00\x01ping"))
+
+	framedtest.NewFormatScript(zinx).
+		Send([]byte("\x00\x00\x00\x07hi")).
+		ExpectRaw([]byte{0, 0, 0, 7, 0, 0, 0, 2, 'h', 'i'}). // msgID, length, data
+		Send([]byte("\x00\x00\x00\x08")).
+		Expect([]byte("\x00\x00\x00\x08")).
+		RunAddr(t, srv.Addr)
+
+	proxy := framedtest.NewFormatProxy(zinx, srv.Addr)
+	defer proxy.Close()
+	proxy.Up.Slice(1)
+	client, err := proxy.Dial(t.Context())
+	require.NoError(t, err)
+	defer client.Close()
+	got, err := client.Request(t.Context(), []byte("\x00\x00\x00\x09through"))
+	require.NoError(t, err)
+	assert.Equal(t, "\x00\x00\x00\x09through", string(got))
+}
+
+// TestNewFormatServerInvalidFormat: Serve refuses the Format, and Dial
+// says why.
+func TestNewFormatServerInvalidFormat(t *testing.T) {
+	srv := framedtest.NewFormatServer(framed.Format{HeaderSize: 5}, nil)
+	srv.Close() // waits for Serve to return
+	_, err := srv.Dial(t.Context())
+	assert.ErrorContains(t, err, "the server stopped")
+	assert.ErrorContains(t, err, "HeaderSize 5")
+}

@@ -105,6 +105,8 @@ func runPeer(name, args string) int {
 		err = zinxServer()
 	case "zinx-client":
 		err = zinxClient(args)
+	case "zinx-mux-client":
+		err = zinxMuxClient(args)
 	case "easytcp-server":
 		err = easytcpServer()
 	default:

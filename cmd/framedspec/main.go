@@ -8,17 +8,22 @@
 //
 // Usage:
 //
-//	framedspec [-size N] [-be] [-varint] [-max N] [-only IDS] [-skip IDS]
-//	           [-timeout D] [-json FILE] HOST:PORT
+//	framedspec [-size N] [-be] [-varint] [-offset N] [-adjust N] [-max N]
+//	           [-only IDS] [-skip IDS] [-timeout D] [-json FILE] HOST:PORT
 //
-// The format flags are framecat's, and describe the server's wire format;
-// -max is the server's largest frame, counted without its length field as
-// [framed.Format] counts it (cases send exactly it, and one byte more). The server must echo every frame it receives as one frame. Each
-// case prints one line (PASS 2.3 a frame sent one byte per write is echoed
-// once, whole); a failure is followed by why. framedspec exits 0 when
-// every required case passed, 1 when one failed or the server could not
-// be reached, and 2 on a usage error. Run framedspec -h for every flag and
-// -list for the cases.
+// The format flags are framecat's, and describe the server's wire format,
+// any that framed speaks; -max is the server's largest frame, counted
+// without its length field as [framed.Format] counts it (cases send
+// exactly it, and one byte more). The server must echo every frame it
+// receives as one frame. With -offset, or a positive -adjust, a frame has
+// header fields besides its length (zinx's message ID, HTTP/2's type and
+// stream): the cases fill them with a pattern and expect them echoed
+// unchanged. Each case prints one line (PASS 2.3 a frame sent one byte per
+// write is echoed once, whole); a failure is followed by why. framedspec
+// exits 0 when every required case passed, 1 when one failed or the
+// server could not be reached, and 2 on a usage error (a bad flag, a
+// malformed HOST:PORT), which it reports in one line. Run framedspec -h
+// for every flag and -list for the cases.
 package main
 
 import (
@@ -83,10 +88,12 @@ func ids(s string) []string {
 	return out
 }
 
-// run is framedspec with its arguments and output streams.
+// run is framedspec with its arguments and output streams. A usage error
+// comes back as a *usageError for exitCode to print: run prints only the
+// usage that -h asks for.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("framedspec", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // flag would print the error and the whole usage itself
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "framedspec runs the numbered conformance cases against an echo server of a length-prefixed format.\n\nUsage: framedspec [flags] HOST:PORT\n")
 		fs.PrintDefaults()
@@ -99,6 +106,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	list := fs.Bool("list", false, "list the cases with their levels and reasons, and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return err
 		}
 		return &usageError{msg: err.Error()}
@@ -113,6 +122,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{msg: "want one HOST:PORT"}
 	}
 	addr := fs.Arg(0)
+	if err := checkAddr(addr); err != nil {
+		return &usageError{msg: err.Error()}
+	}
 	f, err := formatFlags.Format()
 	if err != nil {
 		return &usageError{msg: err.Error()}
@@ -159,6 +171,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// checkAddr reports whether addr is a HOST:PORT that can be dialed: a
+// port number from 1 to 65535 or a service name, and a host, possibly
+// empty (the local system).
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("address %q: want HOST:PORT (%v)", addr, err)
+	}
+	p, err := net.LookupPort("tcp", port)
+	if err != nil || p == 0 {
+		return fmt.Errorf("address %q: port %q is not a port number from 1 to 65535 or a service name", addr, port)
+	}
+	return nil
+}
+
 // describe names the format in the words of its flags.
 func describe(fl *formatflag.Flags, limit int) string {
 	f, _ := fl.Format()
@@ -176,6 +203,12 @@ func describe(fl *formatflag.Flags, limit int) string {
 			order = "big-endian"
 		}
 		header = fmt.Sprintf("%d-byte %s length", size, order)
+	}
+	if f.LengthOffset != 0 {
+		header += fmt.Sprintf(" after %d header bytes", f.LengthOffset)
+	}
+	if f.LengthAdjust != 0 {
+		header += fmt.Sprintf(", adjusted by %+d", f.LengthAdjust)
 	}
 	return fmt.Sprintf("%s, limit %d bytes", header, limit)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/framed-go/framed"
@@ -24,10 +25,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // framedspec runs the command and returns its exit code and stdout.
 func framedspec(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := exitCode(run(context.Background(), args, &stdout, &stderr), &stderr)
-	t.Logf("framedspec %q: exit %d\n%s%s", args, code, stdout.String(), stderr.String())
-	return code, stdout.String()
+	code, stdout, _ := framedspecStderr(t, args...)
+	return code, stdout
+}
+
+// framedspecStderr runs the command and returns its exit code, stdout and
+// stderr, as main would leave them.
+func framedspecStderr(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = exitCode(run(context.Background(), args, &out, &errOut), &errOut)
+	t.Logf("framedspec %q: exit %d\n%s%s", args, code, out.String(), errOut.String())
+	return code, out.String(), errOut.String()
 }
 
 var failLine = regexp.MustCompile(`(?m)^FAIL (\S+) `)
@@ -44,9 +53,7 @@ func failed(out string) []string {
 // configures one.
 func echoServer(t *testing.T, f framed.Format) string {
 	t.Helper()
-	srv := framedtest.NewUnstartedServer(framed.EchoHandler{})
-	srv.Config.Format = f
-	srv.Start()
+	srv := framedtest.NewFormatServer(f, framed.EchoHandler{})
 	t.Cleanup(srv.Close)
 	return srv.Addr
 }
@@ -74,6 +81,14 @@ func TestEveryFormatPasses(t *testing.T) {
 		{give: []string{"-be", "-max", "70000"}, format: framed.Format{BigEndian: true, MaxFrameSize: 70000}, describe: "4-byte big-endian length, limit 70000 bytes"},
 		{give: []string{"-size", "8", "-max", "70000"}, format: framed.Format{HeaderSize: 8, MaxFrameSize: 70000}, describe: "8-byte little-endian length"},
 		{give: []string{"-varint", "-max", "1000"}, format: framed.Format{Varint: true, MaxFrameSize: 1000}, skipped: 1, describe: "varint length, limit 1000 bytes"},
+		{give: []string{"-offset", "4", "-be"}, format: framed.Format{LengthOffset: 4, BigEndian: true},
+			describe: "4-byte big-endian length after 4 header bytes, limit 4194304 bytes"}, // zinx's
+		{give: []string{"-adjust", "4", "-max", "70004"}, format: framed.Format{LengthAdjust: 4, MaxFrameSize: 70004},
+			describe: "4-byte little-endian length, adjusted by +4, limit 70004 bytes"},
+		{give: []string{"-size", "3", "-be", "-adjust", "6", "-max", "16390"}, format: framed.Format{HeaderSize: 3, BigEndian: true, LengthAdjust: 6, MaxFrameSize: 16390},
+			skipped: 2, describe: "3-byte big-endian length, adjusted by +6, limit 16390 bytes"},
+		{give: []string{"-offset", "2", "-size", "2", "-be", "-adjust", "-2"}, format: framed.Format{LengthOffset: 2, HeaderSize: 2, BigEndian: true, LengthAdjust: -2},
+			skipped: 3, describe: "2-byte big-endian length after 2 header bytes, adjusted by -2, limit 65535 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.describe, func(t *testing.T) {
@@ -181,6 +196,14 @@ func TestUsageAndUnreachable(t *testing.T) {
 		{give: []string{"-only", "9.9", "127.0.0.1:1"}, want: 2},
 		{give: []string{"-timeout", "0s", "127.0.0.1:1"}, want: 2},
 		{give: []string{"-nope"}, want: 2},
+		{give: []string{"127.0.0.1"}, want: 2},
+		{give: []string{"127.0.0.1:"}, want: 2},
+		{give: []string{"127.0.0.1:port"}, want: 2},
+		{give: []string{"127.0.0.1:0"}, want: 2},
+		{give: []string{"127.0.0.1:65536"}, want: 2},
+		{give: []string{"[::1"}, want: 2},
+		{give: []string{"a:b:c"}, want: 2},
+		{give: []string{"127.0.0.1:1", "127.0.0.1:2"}, want: 2},
 		{give: []string{closed}, want: 1},
 		{give: []string{"-h"}, want: 0},
 	}
@@ -196,4 +219,37 @@ func TestListNamesEveryCaseWithItsLevel(t *testing.T) {
 	for _, c := range framedtest.ConformanceCases() {
 		assert.Contains(t, out.String(), c.ID+" "+c.Title+"\n    "+c.Level.String()+": "+c.Reason)
 	}
+}
+
+// TestUsageErrorsPrintOnce: a usage error is one line on stderr, naming
+// the mistake and pointing at -h, not Go's message, the whole usage and a
+// line of its own; -h prints the usage once.
+func TestUsageErrorsPrintOnce(t *testing.T) {
+	tests := []struct {
+		give []string
+		want string
+	}{
+		{give: []string{"-nope", "127.0.0.1:1"}, want: "flag provided but not defined: -nope"},
+		{give: []string{"-size", "x", "127.0.0.1:1"}, want: `invalid value "x" for flag -size`},
+		{give: []string{"-size", "5", "127.0.0.1:1"}, want: "HeaderSize 5"},
+		{give: nil, want: "want one HOST:PORT"},
+		{give: []string{"localhost"}, want: `address "localhost": want HOST:PORT`},
+		{give: []string{"localhost:x1"}, want: `port "x1" is not a port number`},
+	}
+	for _, tt := range tests {
+		code, stdout, stderr := framedspecStderr(t, tt.give...)
+		assert.Equal(t, 2, code, "args %q", tt.give)
+		assert.Empty(t, stdout, "args %q", tt.give)
+		assert.Equal(t, 1, strings.Count(stderr, "\n"), "args %q: one line, not %q", tt.give, stderr)
+		assert.True(t, strings.HasPrefix(stderr, "framedspec: "), "args %q: %q", tt.give, stderr)
+		assert.Contains(t, stderr, tt.want, "args %q", tt.give)
+		assert.Contains(t, stderr, "(framedspec -h for help)", "args %q", tt.give)
+		assert.NotContains(t, stderr, "Usage", "args %q", tt.give)
+	}
+
+	code, stdout, stderr := framedspecStderr(t, "-h")
+	assert.Equal(t, 0, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, 1, strings.Count(stderr, "Usage: framedspec"), "the usage once: %q", stderr)
+	assert.Contains(t, stderr, "-offset")
 }
