@@ -48,7 +48,9 @@ type ConnConfig struct {
 //
 // A lone frame, one written when nothing is queued and the peer has sent
 // something or nothing has been written for a moment (a request, a reply,
-// a heartbeat), goes out at once, in the writer's own goroutine. Frames
+// a heartbeat), goes out at once, in the writer's own goroutine. While
+// ReadFrame returns frames that arrived together, the frames written in
+// answer wait for the last of them, as a server's replies do. Frames
 // that follow it back to back are a stream: they gather into batches of
 // 64 KiB, as in a bufio.Writer, and what is left goes out once the stream
 // pauses (for about 50 µs), or at once when someone calls Flush, closes
@@ -88,6 +90,7 @@ type countingReader struct {
 	r     io.Reader
 	n     atomic.Int64
 	heard atomic.Bool // bytes arrived since the write queue last looked
+	more  atomic.Bool // ReadFrame's last frame has another whole one buffered behind it
 	q     *writeQueue // whose stream frames go out before a read waits
 }
 
@@ -121,7 +124,7 @@ func NewConn(c net.Conn, cfg ConnConfig) *Conn {
 	fc.rd = newReaderSize(&fc.in, cfg.Format, bufSize)
 	fc.rd.wait = idleReader(c, fc.rd, &fc.in)
 	fc.q.init(c, cfg)
-	fc.q.heard = &fc.in.heard
+	fc.q.peer = &fc.in
 	fc.in.q = &fc.q
 	return fc
 }
@@ -139,6 +142,11 @@ func (c *Conn) ReadFrame() ([]byte, error) {
 	p, err := c.rd.ReadFrame()
 	if err != nil {
 		return nil, c.readErr(err)
+	}
+	// While frames that arrived together are read, the frames written in
+	// answer wait for the last of them, as a server's replies do.
+	if more := c.rd.frameBuffered(); more != c.in.more.Load() {
+		c.in.more.Store(more)
 	}
 	return p, nil
 }

@@ -165,7 +165,7 @@ type writeQueue struct {
 	batch        int                       // bytes at which a stream's frames are due
 	try          func([]byte) (int, error) // one write that never blocks, or nil
 	runFn        func()                    // run, made once so that starting it does not allocate
-	heard        *atomic.Bool              // set when bytes arrive from the peer, or nil
+	peer         *countingReader           // what the read side knows of the peer, or nil
 	counts       *writeCounts              // set by a server before use, or nil
 	wake         chan struct{}             // wakes the writer goroutine from its wait for quiet
 
@@ -353,15 +353,21 @@ func since(start time.Time) time.Duration {
 }
 
 // loneLocked reports whether a frame admitted now is lone: nothing is
-// queued or being written, and the peer has spoken or the network has been
-// quiet since the last write. Such a frame (a request, a reply, a
-// heartbeat) goes out at once.
+// queued or being written, the reader is not in the middle of frames that
+// arrived together, and the peer has spoken or the network has been quiet
+// since the last write. Such a frame (a request, a reply, a heartbeat)
+// goes out at once.
 func (q *writeQueue) loneLocked() bool {
 	if q.pending > 0 || q.tok.held() || q.corked {
 		return false
 	}
-	return q.heard != nil && q.heard.Load() && q.heard.Swap(false) ||
-		time.Since(q.lastWrite) >= streamQuiet
+	if q.peer == nil {
+		return time.Since(q.lastWrite) >= streamQuiet
+	}
+	if q.peer.more.Load() {
+		return false // more answers follow: they go out when the reader must wait
+	}
+	return q.peer.heard.Load() && q.peer.heard.Swap(false) || time.Since(q.lastWrite) >= streamQuiet
 }
 
 // appendLocked appends head followed by body as one frame, and returns the
