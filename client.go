@@ -166,6 +166,8 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // the Client closes it, and every pending and later Request returns the
 // error that ended it. A peer that closes the connection is an error
 // matching [io.ErrUnexpectedEOF], since the replies owed will never come.
+// With [Dialer].Probes on, a peer found silent (see [Probes]) fails the
+// Client the same way, with an error matching [ErrPeerSilent].
 // Close closes the connection: a pending or later Request then returns an
 // error matching [net.ErrClosed], as does a blocked Receive.
 //
@@ -283,7 +285,7 @@ func (c *Client) Receive(ctx context.Context) ([]byte, error) {
 	}
 	p, err := c.conn.ReadFrame()
 	for err == nil && c.probe != nil && c.probe.is(p) {
-		c.probe.received() // answered, never returned
+		c.probe.onProbe() // answered, never returned
 		p, err = c.conn.ReadFrame()
 	}
 	if err != nil {
@@ -505,7 +507,7 @@ func (c *Client) readReplies() {
 			return
 		}
 		if c.probe != nil && c.probe.is(p) {
-			c.probe.received() // not a reply
+			c.probe.onProbe() // not a reply
 			continue
 		}
 		c.mu.Lock()

@@ -31,7 +31,8 @@ const probeSteps = 8
 // included, so a peer slowly sending a large frame is never cut. The
 // timeout starts only once the bytes queued before the probe, and the
 // probe, have been taken by the network: a probe queued behind a large
-// reply is not held against the peer. A peer that does not read at all
+// reply is not held against the peer. On Linux, bytes the socket has
+// received but nobody has read yet count as received. A peer that does not read at all
 // is a stalled writer, reported by WriteTimeout as a [*StalledError].
 //
 // A frame whose payload equals Frame is a probe: it is answered in the
@@ -45,7 +46,13 @@ const probeSteps = 8
 //
 // A Server judges silence only while it reads: while a Handler runs, the
 // peer's bytes wait unread. It then sends a probe every Idle instead, so
-// that a peer waiting for a slow reply keeps hearing from it.
+// that a peer waiting for a slow reply keeps hearing from it. Likewise a
+// connection that receives but has sent nothing for half of Idle sends a
+// probe, so that a peer pushing a large reply to a slow reader hears from
+// it while its own probe still waits behind that reply in the buffers.
+// And a connection with bytes received but not yet read (on Linux, where
+// the socket tells) is slow to read, not facing a silent peer: it judges
+// nothing until it has read them.
 type Probes struct {
 	// Idle is how long a connection receives nothing before it sends a
 	// probe, and the least time between two probes it answers. Zero
@@ -104,6 +111,7 @@ type prober struct {
 	cfg     Probes
 	timeout time.Duration
 	in      *countingReader
+	nc      net.Conn // asked for the bytes it holds unread
 	q       *writeQueue
 	busy    func() bool     // reports whether the peer's bytes are left unread for now, or nil
 	silent  func(err error) // ends the connection
@@ -130,6 +138,7 @@ func newProber(c *Conn, cfg Probes, silent func(error)) *prober {
 		cfg:     cfg,
 		timeout: cfg.timeout(),
 		in:      &c.in,
+		nc:      c.nc,
 		q:       &c.q,
 		silent:  silent,
 		remote:  c.RemoteAddr(),
@@ -159,10 +168,10 @@ func (p *prober) is(frame []byte) bool {
 	return len(frame) == len(p.cfg.Frame) && string(frame) == string(p.cfg.Frame)
 }
 
-// received handles a probe read from the peer: the answer to ours, or a
+// onProbe handles a probe read from the peer: the answer to ours, or a
 // probe to answer, unless one was answered less than Idle ago. Only the
 // connection's reader calls it.
-func (p *prober) received() {
+func (p *prober) onProbe() {
 	if p.awaiting.CompareAndSwap(true, false) {
 		return // the answer to ours, or a probe that crossed it
 	}
@@ -197,10 +206,26 @@ func (p *prober) run() {
 			return true
 		}
 	}
-	seen, quiet := p.in.n.Load(), 0
+	seen, _ := p.received()
+	quiet := 0
+	sent, mute := p.q.sent(), 0
 	for wait(step) {
-		if n := p.in.n.Load(); n != seen {
+		if w := p.q.sent(); w != sent {
+			sent, mute = w, 0
+		} else {
+			mute++
+		}
+		if n, unread := p.received(); n != seen || unread {
 			seen, quiet = n, 0
+			if mute >= probeSteps/2 {
+				// We only receive: the peer hears from us twice per
+				// Idle, so that its probes, which wait behind what it
+				// sends, find us alive however slowly we read.
+				mute = 0
+				if !p.q.busy() && !p.probe(nil) {
+					return
+				}
+			}
 			continue
 		}
 		if quiet++; quiet < probeSteps {
@@ -209,8 +234,9 @@ func (p *prober) run() {
 		quiet = 0
 		if p.busy != nil && p.busy() {
 			// A handler runs and the peer's bytes wait unread: there is
-			// nothing to judge, but a probe tells the peer we live.
-			if !p.probe(nil) {
+			// nothing to judge, but a probe tells the peer we live,
+			// unless what we write already does.
+			if !p.q.busy() && !p.probe(nil) {
 				return
 			}
 			continue
@@ -226,13 +252,25 @@ func (p *prober) run() {
 		if !wait(p.timeout) {
 			return
 		}
-		if n := p.in.n.Load(); n != seen || (p.busy != nil && p.busy()) {
+		if n, unread := p.received(); n != seen || unread || (p.busy != nil && p.busy()) {
 			seen = n
 			continue
 		}
 		p.end()
 		return
 	}
+}
+
+// received returns how many bytes the connection has received: those
+// read, and on Linux those the socket holds that no read has taken yet.
+// unread reports whether there are such bytes: then the peer is not
+// silent, we are slow to read (a handler runs, a large frame is being
+// copied), and there is nothing to judge. A read between the two looks
+// makes the sum jump, which is taken for a byte received: a wasted probe
+// at worst, when bytes are being read anyway.
+func (p *prober) received() (n int64, unread bool) {
+	q := receiveQueued(p.nc)
+	return p.in.n.Load() + int64(max(0, q)), q > 0
 }
 
 // probe sends a probe, and reports false when the connection is closing.

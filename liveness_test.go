@@ -377,3 +377,109 @@ func TestProbesConfigChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestStalledWriterIsNoSilentPeer: a peer that sends a request and then
+// neither reads nor writes is a stalled writer: the replies that cannot
+// go out end the connection with a *StalledError after WriteTimeout,
+// whether the handler writes them itself (the Server does not judge
+// silence while it runs) or a goroutine does after the handler returned
+// (the probe waits behind the replies, so its timeout never starts). It
+// is never counted as a silent peer.
+func TestStalledWriterIsNoSilentPeer(t *testing.T) {
+	const total = 32 << 20 // more than the kernel's buffers hold
+	frame := make([]byte, 60<<10)
+	writeAll := func(c *framed.Conn) error {
+		for range total / len(frame) {
+			if err := c.WriteFrame(frame); err != nil {
+				return err
+			}
+		}
+		return c.Flush()
+	}
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inline=%v", inline), func(t *testing.T) {
+			hook, closed := closedTimes()
+			wrote := make(chan error, 1)
+			var wg sync.WaitGroup
+			t.Cleanup(wg.Wait)
+			s := &framed.Server{
+				WriteTimeout: 150 * time.Millisecond,
+				Probes:       framed.Probes{Idle: probeIdle, Timeout: probeTimeout},
+				ConnState:    hook,
+				Handler: framed.HandlerFunc(func(_ context.Context, c *framed.Conn, _ []byte) error {
+					if inline {
+						err := writeAll(c)
+						wrote <- err
+						return err
+					}
+					wg.Go(func() { wrote <- writeAll(c) })
+					return nil
+				}),
+			}
+			r := serve(t, s)
+			nc := dialRaw(t, r.addr)
+			_, err := nc.Write(encoded(t, []byte("send me everything")))
+			require.NoError(t, err)
+
+			err = wait(t, wrote, "the replies to stall")
+			wait(t, closed, "the connection to end")
+			st := s.Stats()
+			assert.Zero(t, st.PeersSilent, "PeersSilent")
+			var se *framed.StalledError
+			if inline {
+				assert.ErrorAs(t, err, &se, "the handler's error")
+				assert.EqualValues(t, 1, st.WriteTimeouts, "WriteTimeouts")
+			} else {
+				// The stall reaches the goroutine, or the server's flush of
+				// the replies held (which then closes the connection, and
+				// the goroutine may see that first).
+				assert.True(t, errors.As(err, &se) || st.WriteTimeouts == 1,
+					"a StalledError: the goroutine got %v; WriteTimeouts %d", err, st.WriteTimeouts)
+			}
+			t.Logf("probes sent: %d", st.ProbesSent)
+		})
+	}
+}
+
+// TestProbesSpareSlowReader: a Client slowly draining a 64 MiB reply
+// (through a proxy passing 64 MiB/s) while the probes of both ends are
+// due is never ended, and neither is the server's connection: the
+// server's probe waits behind the reply in the buffers, and the Client,
+// receiving and sending nothing, probes the server every Idle.
+func TestProbesSpareSlowReader(t *testing.T) {
+	const size = 64 << 20
+	f := framed.Format{MaxFrameSize: size}
+	probes := framed.Probes{Idle: probeIdle, Timeout: probeTimeout}
+	reply := make([]byte, size)
+	s := &framed.Server{
+		Format: f,
+		Probes: probes,
+		Handler: framed.HandlerFunc(func(_ context.Context, c *framed.Conn, p []byte) error {
+			if string(p) == "the big one" {
+				return c.WriteFrame(reply)
+			}
+			return c.WriteFrame(p)
+		}),
+	}
+	r := serve(t, s)
+	proxy := proxied(t, r.addr)
+	proxy.Down.Bandwidth(64 << 20)
+	d := framed.Dialer{Format: f, Probes: probes}
+	ctx := context.Background()
+	cl, err := d.Dial(ctx, proxy.Addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+
+	start := time.Now()
+	got, err := cl.Request(ctx, []byte("the big one"))
+	require.NoError(t, err, "the slow reader is not ended")
+	assert.Len(t, got, size)
+	elapsed := time.Since(start)
+	got, err = cl.Request(ctx, []byte("again"))
+	require.NoError(t, err, "the connection lives on")
+	assert.Equal(t, "again", string(got))
+	st := s.Stats()
+	t.Logf("64 MiB in %v; server: %d probes sent, %d answered", elapsed, st.ProbesSent, st.ProbesAnswered)
+	assert.Greater(t, elapsed, 5*(probeIdle+probeTimeout), "the reply took many times Idle+Timeout")
+	assert.Zero(t, st.PeersSilent, "PeersSilent")
+}

@@ -284,7 +284,7 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 			return n, endClosed, ErrServerClosed
 		}
 		if sc.probe != nil && sc.probe.is(p) {
-			sc.probe.received() // answered here, never served nor counted
+			sc.probe.onProbe() // answered here, never served nor counted
 		} else {
 			n++
 			if err := h.ServeFrame(ctx, c, p); err != nil {

@@ -773,6 +773,21 @@ func (q *writeQueue) totals() (frames, bytes int64) {
 	return q.counts.frames.Load(), q.counts.bytes.Load()
 }
 
+// sent returns the stream position the network has taken.
+func (q *writeQueue) sent() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.written
+}
+
+// busy reports whether bytes are being written, or queued and not held
+// by cork: the peer hears from us without a probe.
+func (q *writeQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.tok.held() || (q.pending > 0 && !q.corked)
+}
+
 // failure returns the error a failed write left, or nil.
 func (q *writeQueue) failure() error {
 	q.mu.Lock()
