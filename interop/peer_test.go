@@ -105,6 +105,10 @@ func runPeer(name, args string) int {
 		err = zinxServer()
 	case "zinx-client":
 		err = zinxClient(args)
+	case "zinx-heartbeat-client":
+		err = zinxHeartbeatClient(args)
+	case "zinx-heartbeat-server":
+		err = zinxHeartbeatServer()
 	case "easytcp-server":
 		err = easytcpServer()
 	default:
