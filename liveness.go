@@ -1,6 +1,7 @@
 package framed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -106,7 +107,9 @@ type probeCounts struct {
 // Idle, so that receiving costs nothing per frame. After Idle with the
 // count unchanged it queues a probe, waits for the write queue to say the
 // probe has been taken by the network (see writeQueue.sendProbe), and
-// then for Timeout: a count still unchanged ends the connection.
+// then for Timeout: a count still unchanged ends the connection. Probes
+// meant only to be heard, with no timeout, go out every Idle while a
+// handler runs and every half Idle while the connection only receives.
 type prober struct {
 	cfg     Probes
 	timeout time.Duration
@@ -134,6 +137,7 @@ func newProber(c *Conn, cfg Probes, silent func(error)) *prober {
 	if !cfg.on() {
 		return nil
 	}
+	cfg.Frame = bytes.Clone(cfg.Frame) // the caller's to change
 	return &prober{
 		cfg:     cfg,
 		timeout: cfg.timeout(),

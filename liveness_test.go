@@ -430,11 +430,14 @@ func TestStalledWriterIsNoSilentPeer(t *testing.T) {
 				assert.ErrorAs(t, err, &se, "the handler's error")
 				assert.EqualValues(t, 1, st.WriteTimeouts, "WriteTimeouts")
 			} else {
-				// The stall reaches the goroutine, or the server's flush of
-				// the replies held (which then closes the connection, and
-				// the goroutine may see that first).
-				assert.True(t, errors.As(err, &se) || st.WriteTimeouts == 1,
-					"a StalledError: the goroutine got %v; WriteTimeouts %d", err, st.WriteTimeouts)
+				// The probe went out behind replies the peer never took,
+				// so its timeout never started. The write that timed out
+				// closed the connection; the goroutine sees its
+				// StalledError, or, when the server's loop has seen the
+				// connection closed and closed the Conn first, that.
+				assert.True(t, errors.As(err, &se) || errors.Is(err, net.ErrClosed),
+					"the goroutine's error: %v", err)
+				assert.NotZero(t, st.ProbesSent, "ProbesSent")
 			}
 			t.Logf("probes sent: %d", st.ProbesSent)
 		})

@@ -159,8 +159,8 @@ func (e connEnd) String() string { return endNames[e] }
 // discards reports whether a connection that ends this way drops the
 // replies still queued: Close, a failed or timed-out write, a broken
 // connection (a reset, a failed TLS handshake) and a silent peer, which
-// could not carry them anyway. Every other end sends them, then a FIN, and lingers (see
-// lingerClose).
+// could not carry them anyway. Every other end sends them, then a FIN,
+// and lingers (see lingerClose).
 func (e connEnd) discards() bool {
 	return e == endClosed || e == endWriteTimeout || e == endConnError || e == endPeerSilent
 }
