@@ -486,3 +486,48 @@ func TestProbesSpareSlowReader(t *testing.T) {
 	assert.Greater(t, elapsed, 5*(probeIdle+probeTimeout), "the reply took many times Idle+Timeout")
 	assert.Zero(t, st.PeersSilent, "PeersSilent")
 }
+
+// TestProbesSpareSlowHandler: a Client with probes waiting on a handler
+// that takes more than twice Idle+Timeout is never ended, nor is the
+// server's connection: the busy server judges nothing (the Client's
+// probes wait unread) and probes the Client instead, every Idle, or every
+// half Idle once the Client's probe waits unread, which the Client hears.
+// The handler returns once the server has sent ten such probes.
+func TestProbesSpareSlowHandler(t *testing.T) {
+	const beats = 10
+	sig := probeSignal{sent: make(chan struct{}, beats)}
+	probes := framed.Probes{Idle: probeIdle, Timeout: probeTimeout}
+	s := &framed.Server{
+		Probes: probes,
+		Logger: slog.New(sig),
+		Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
+			timeout := time.NewTimer(testTimeout)
+			defer timeout.Stop()
+			for range beats {
+				select {
+				case <-sig.sent:
+				case <-timeout.C:
+					return errors.New("the busy server did not probe")
+				}
+			}
+			return c.WriteFrame(p)
+		}),
+	}
+	r := serve(t, s)
+	d := framed.Dialer{Probes: probes}
+	ctx := context.Background()
+	cl, err := d.Dial(ctx, r.addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+
+	start := time.Now()
+	got, err := cl.Request(ctx, []byte("take your time"))
+	elapsed := time.Since(start)
+	require.NoError(t, err, "the Client waiting on a slow handler is not ended")
+	assert.Equal(t, "take your time", string(got))
+	t.Logf("the handler took %v", elapsed)
+	assert.Greater(t, elapsed, 2*(probeIdle+probeTimeout), "the handler took longer than Idle+Timeout")
+	st := s.Stats()
+	assert.Zero(t, st.PeersSilent, "PeersSilent")
+	assert.GreaterOrEqual(t, st.ProbesSent, int64(beats), "ProbesSent")
+}
