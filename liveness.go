@@ -18,8 +18,8 @@ import (
 var ErrPeerSilent = errors.New("framed: peer silent")
 
 // probeSteps is how many times per Probes.Idle a connection with probes on
-// looks at its byte count: a probe goes out between Idle and Idle plus an
-// eighth of it after the last byte received.
+// looks at its byte count: a probe goes out Idle, give or take an eighth
+// of it, after the last byte received.
 const probeSteps = 8
 
 // Probes configures liveness probes, for [Server].Probes and
@@ -210,17 +210,22 @@ func (p *prober) run() {
 			return true
 		}
 	}
+	// The last byte came before heard, and after the tick before it: a
+	// probe that goes out Idle less a step after heard goes out Idle,
+	// give or take a step, after that byte. Times are read once a tick,
+	// so that the ticks' delays do not add up.
 	seen, _ := p.received()
-	quiet := 0
+	heard := time.Now()
 	sent, mute := p.q.sent(), 0
 	for wait(step) {
+		now := time.Now()
 		if w := p.q.sent(); w != sent {
 			sent, mute = w, 0
 		} else {
 			mute++
 		}
 		if n, unread := p.received(); n != seen || unread {
-			seen, quiet = n, 0
+			seen, heard = n, now
 			if mute >= probeSteps/2 {
 				// We only receive: the peer hears from us twice per
 				// Idle, so that its probes, which wait behind what it
@@ -232,10 +237,10 @@ func (p *prober) run() {
 			}
 			continue
 		}
-		if quiet++; quiet < probeSteps {
+		if now.Sub(heard) < p.cfg.Idle-step {
 			continue
 		}
-		quiet = 0
+		heard = now // the next probe, if nothing comes, an Idle later
 		if p.busy != nil && p.busy() {
 			// A handler runs and the peer's bytes wait unread: there is
 			// nothing to judge, but a probe tells the peer we live,
@@ -257,7 +262,7 @@ func (p *prober) run() {
 			return
 		}
 		if n, unread := p.received(); n != seen || unread || (p.busy != nil && p.busy()) {
-			seen = n
+			seen, heard = n, time.Now()
 			continue
 		}
 		p.end()

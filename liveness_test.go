@@ -87,31 +87,40 @@ func TestServerProbesEndSilentPeer(t *testing.T) {
 // TestClientProbesEndSilentServer: a Client with probes on whose server
 // stops (silent both ways) fails its pending Request with ErrPeerSilent
 // within Idle+Timeout of the last byte it received, and its next Request
-// fails at once.
+// fails at once; over TCP and over TLS (where neither the socket's unread
+// bytes nor a non-blocking write are used).
 func TestClientProbesEndSilentServer(t *testing.T) {
-	r := serve(t, &framed.Server{})
-	proxy := proxied(t, r.addr)
-	d := framed.Dialer{Probes: framed.Probes{Idle: probeIdle, Timeout: probeTimeout}}
-	ctx := context.Background()
-	cl, err := d.Dial(ctx, proxy.Addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { cl.Close() })
-	got, err := cl.Request(ctx, []byte("hello"))
-	require.NoError(t, err)
-	require.Equal(t, "hello", string(got))
+	for _, useTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", useTLS), func(t *testing.T) {
+			s := &framed.Server{}
+			d := framed.Dialer{Probes: framed.Probes{Idle: probeIdle, Timeout: probeTimeout}}
+			if useTLS {
+				s.TLSConfig, d.TLSConfig = testTLSConfigs(t)
+			}
+			r := serve(t, s)
+			proxy := proxied(t, r.addr)
+			ctx := context.Background()
+			cl, err := d.Dial(ctx, proxy.Addr)
+			require.NoError(t, err)
+			t.Cleanup(func() { cl.Close() })
+			got, err := cl.Request(ctx, []byte("hello"))
+			require.NoError(t, err)
+			require.Equal(t, "hello", string(got))
 
-	proxy.Up.Stall()
-	proxy.Down.Stall()
-	silent := time.Now()
-	_, err = cl.Request(ctx, []byte("are you there?"))
-	assertWithin(t, probeIdle+probeTimeout, time.Since(silent), "failing a Request to a silent server")
-	require.ErrorIs(t, err, framed.ErrPeerSilent)
+			proxy.Up.Stall()
+			proxy.Down.Stall()
+			silent := time.Now()
+			_, err = cl.Request(ctx, []byte("are you there?"))
+			assertWithin(t, probeIdle+probeTimeout, time.Since(silent), "failing a Request to a silent server")
+			require.ErrorIs(t, err, framed.ErrPeerSilent)
 
-	start := time.Now()
-	_, err = cl.Request(ctx, []byte("and now?"))
-	assert.ErrorIs(t, err, framed.ErrPeerSilent, "the next Request")
-	assert.Less(t, time.Since(start), probeIdle/10, "the next Request fails at once")
-	assert.NoError(t, cl.Close(), "Close after failing for silence")
+			start := time.Now()
+			_, err = cl.Request(ctx, []byte("and now?"))
+			assert.ErrorIs(t, err, framed.ErrPeerSilent, "the next Request")
+			assert.Less(t, time.Since(start), probeIdle/10, "the next Request fails at once")
+			assert.NoError(t, cl.Close(), "Close after failing for silence")
+		})
+	}
 }
 
 // TestServerProbesSparePeerTrickling: a peer that trickles a frame, at 16
