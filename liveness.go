@@ -32,8 +32,7 @@ const probeSteps = 8
 // included, so a peer slowly sending a large frame is never cut. The
 // timeout starts only once the bytes queued before the probe, and the
 // probe, have been taken by the network: a probe queued behind a large
-// reply is not held against the peer. On Linux, bytes the socket has
-// received but nobody has read yet count as received. A peer that does not read at all
+// reply is not held against the peer. A peer that does not read at all
 // is a stalled writer, reported by WriteTimeout as a [*StalledError].
 //
 // A frame whose payload equals Frame is a probe: it is answered in the
