@@ -74,6 +74,14 @@ type Dialer struct {
 	// as a Request gives up on a reply it is owed, as net/http closes an
 	// HTTP/1 connection whose request was cancelled.
 	LateReplyTimeout time.Duration
+
+	// Probes, when on, has a Client used with Request probe a peer it has
+	// received nothing from for Probes.Idle, and fail with an error
+	// matching [ErrPeerSilent] when the peer stays silent (see [Probes]).
+	// A Client used with Receive does not probe, but answers the peer's
+	// probes while Receive reads, and never returns them. The zero value
+	// turns probes off.
+	Probes Probes
 }
 
 // Dial connects to the TCP address addr and returns a [Client] for it. An
@@ -82,6 +90,9 @@ type Dialer struct {
 // Dial returns, ctx no longer matters.
 func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if err := d.Format.check(); err != nil {
+		return nil, err
+	}
+	if err := d.Probes.check(d.Format); err != nil {
 		return nil, err
 	}
 	nd := &net.Dialer{Timeout: d.Timeout, KeepAlive: d.KeepAlive}
@@ -104,6 +115,7 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (*Client, error) {
 	if d.LateReplyTimeout != 0 {
 		c.lateReply = d.LateReplyTimeout
 	}
+	c.probe = newProber(c.conn, d.Probes, c.fail)
 	return c, nil
 }
 
@@ -157,6 +169,8 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // the Client closes it, and every pending and later Request returns the
 // error that ended it. A peer that closes the connection is an error
 // matching [io.ErrUnexpectedEOF], since the replies owed will never come.
+// With [Dialer].Probes on, a peer found silent (see [Probes]) fails the
+// Client the same way, with an error matching [ErrPeerSilent].
 // Close closes the connection: a pending or later Request then returns an
 // error matching [net.ErrClosed], as does a blocked Receive.
 //
@@ -168,6 +182,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 type Client struct {
 	conn      *Conn
 	lateReply time.Duration
+	probe     *prober    // nil when probes are off; runs once Requests start
 	recvMu    sync.Mutex // one Receive reads at a time
 	calls     sync.Pool  // of *call, reused once their reply is taken
 
@@ -267,11 +282,15 @@ func (c *Client) Receive(ctx context.Context) ([]byte, error) {
 		// buffered bytes on Close.
 		return nil, errClientClosed
 	}
-	bounded := ctx.Done() != nil && !c.conn.rd.frameBuffered()
+	bounded := ctx.Done() != nil && (c.probe != nil || !c.conn.rd.frameBuffered())
 	if bounded {
 		defer c.boundRead(ctx)()
 	}
 	p, err := c.conn.ReadFrame()
+	for err == nil && c.probe != nil && c.probe.is(p) {
+		c.probe.onProbe() // answered, never returned
+		p, err = c.conn.ReadFrame()
+	}
 	if err != nil {
 		var ne net.Error
 		if bounded && errors.As(err, &ne) && ne.Timeout() {
@@ -467,6 +486,9 @@ func (c *Client) startRequests() error {
 	c.mode = modeRequest
 	c.wg.Add(1)
 	go c.readReplies()
+	if c.probe != nil {
+		c.probe.start()
+	}
 	return nil
 }
 
@@ -486,6 +508,10 @@ func (c *Client) readReplies() {
 			}
 			c.fail(c.readFailure(err))
 			return
+		}
+		if c.probe != nil && c.probe.is(p) {
+			c.probe.onProbe() // not a reply
+			continue
 		}
 		c.mu.Lock()
 		cl, ok := c.pending.pop()
@@ -541,6 +567,9 @@ func (c *Client) fail(err error) {
 	for _, cl := range failed {
 		cl.finish(nil, err)
 	}
+	if c.probe != nil {
+		c.probe.halt() // the prober may be the caller: Close waits for it
+	}
 	c.closeConn()
 }
 
@@ -579,6 +608,9 @@ func (c *Client) Close() error {
 	c.fail(errClientClosed)
 	err := c.closeConn()
 	c.wg.Wait()
+	if c.probe != nil {
+		c.probe.close()
+	}
 	if failed {
 		return nil
 	}

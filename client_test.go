@@ -606,9 +606,24 @@ func TestRequestAllocs(t *testing.T) {
 	assert.LessOrEqual(t, allocs, 1.0, "allocations per Request")
 }
 
+// BenchmarkClientRequest measures Requests to an echoing peer, with the
+// Client's probes off and on (an Idle that never comes: the cost of
+// looking at each reply for a probe).
 func BenchmarkClientRequest(b *testing.B) {
+	for _, probes := range []bool{false, true} {
+		b.Run("probes="+onOff(probes), func(b *testing.B) {
+			var d framed.Dialer
+			if probes {
+				d.Probes.Idle = time.Hour
+			}
+			benchmarkClientRequest(b, &d)
+		})
+	}
+}
+
+func benchmarkClientRequest(b *testing.B, d *framed.Dialer) {
 	addr := startTestPeer(b, echoFrames(framed.Format{}, 0, nil))
-	c, err := framed.Dial(b.Context(), addr)
+	c, err := d.Dial(b.Context(), addr)
 	require.NoError(b, err)
 	b.Cleanup(func() { c.Close() })
 	msg := make([]byte, 64)

@@ -86,5 +86,7 @@
 // a bounded chunk. A [Conn] bounds the bytes queued for writing, so a slow
 // peer blocks its writers instead of growing memory. A [Server] bounds the
 // time a frame may take to arrive, the idle time between frames, the time a
-// write may take, and the number of connections.
+// write may take, and the number of connections. [Probes], off by
+// default, find a peer that has gone silent, on a Server and on a Client:
+// any byte received is proof of life.
 package framed

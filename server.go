@@ -176,6 +176,11 @@ type Server struct {
 	// connection. Zero means no bound.
 	WriteTimeout time.Duration
 
+	// Probes, when on, probes each connection that has received nothing
+	// for Probes.Idle, and ends one whose peer stays silent (see
+	// [Probes]). The zero value turns them off.
+	Probes Probes
+
 	// MaxPendingBytes bounds the bytes of replies queued on a connection
 	// (see [ConnConfig].MaxPendingBytes). Zero means
 	// [DefaultMaxPendingBytes].
@@ -187,8 +192,9 @@ type Server struct {
 	TLSConfig *tls.Config
 
 	// Logger receives handler panics at level Error, accept errors that
-	// Serve retries at level Warn, and why each connection closed at level
-	// Debug. Nil means nothing is logged.
+	// Serve retries at level Warn, connections ended for a silent peer at
+	// level Warn, each probe sent or answered at level Debug, and why each
+	// connection closed at level Debug. Nil means nothing is logged.
 	Logger *slog.Logger
 
 	// ConnState, when not nil, is called with [StateNew] and then
@@ -249,6 +255,10 @@ type ServerStats struct {
 	// closed anyway. A connection that cannot half-close, such as one over
 	// net.Pipe, does not linger and is never counted.
 	LingerTimeouts int64
+
+	ProbesSent     int64 // probes sent to peers silent for Probes.Idle
+	ProbesAnswered int64 // probes from peers answered (at most one per Idle per connection)
+	PeersSilent    int64 // connections ended because no byte came within Probes.Timeout of a probe
 }
 
 // serverCounters are the counts of events the Server sees once per
@@ -259,6 +269,7 @@ type serverCounters struct {
 	frameTimeouts, idleTimeouts, writeTimeouts, connErrors counter
 	handlerErrors, panics, lingerTimeouts                  counter
 	unrouted                                               counter
+	probes                                                 probeCounts
 }
 
 // connTotals are the per-connection counts that Stats adds up.
@@ -295,6 +306,9 @@ func (s *Server) Stats() ServerStats {
 		PanicsRecovered: c.panics.Load(),
 		Unrouted:        c.unrouted.Load(),
 		LingerTimeouts:  c.lingerTimeouts.Load(),
+		ProbesSent:      c.probes.sent.Load(),
+		ProbesAnswered:  c.probes.answered.Load(),
+		PeersSilent:     c.probes.silent.Load(),
 	}
 	s.mu.Lock()
 	t := s.retired
@@ -434,6 +448,9 @@ func isTemporary(err error) bool {
 // check reports whether the Server's fields can be used.
 func (s *Server) check() error {
 	if err := s.Format.check(); err != nil {
+		return err
+	}
+	if err := s.Probes.check(s.Format); err != nil {
 		return err
 	}
 	switch {

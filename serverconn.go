@@ -56,6 +56,7 @@ type serverConn struct {
 	sem      chan struct{}
 	framesIn atomic.Int64 // stored after each run of frames
 	out      writeCounts  // counted by c's write queue
+	probe    *prober      // nil when probes are off
 
 	mu    sync.Mutex   // held by setState: orders each move with the read deadline it sets
 	state atomic.Int64 // a connState, stored by setState only
@@ -136,6 +137,7 @@ const (
 	endHandlerError                // the handler returned an error
 	endPanic                       // the handler panicked
 	endUnrouted                    // the handler returned ErrUnrouted: a Mux had no route
+	endPeerSilent                  // no byte came within Probes.Timeout of a probe
 )
 
 var endNames = [...]string{
@@ -151,17 +153,18 @@ var endNames = [...]string{
 	endHandlerError: "handler error",
 	endPanic:        "handler panic",
 	endUnrouted:     "no route",
+	endPeerSilent:   "peer silent",
 }
 
 func (e connEnd) String() string { return endNames[e] }
 
 // discards reports whether a connection that ends this way drops the
-// replies still queued: Close, a failed or timed-out write, and a broken
-// connection (a reset, a failed TLS handshake), which could not carry
-// them anyway. Every other end sends them, then a FIN, and lingers (see
-// lingerClose).
+// replies still queued: Close, a failed or timed-out write, a broken
+// connection (a reset, a failed TLS handshake) and a silent peer, which
+// could not carry them anyway. Every other end sends them, then a FIN,
+// and lingers (see lingerClose).
 func (e connEnd) discards() bool {
-	return e == endClosed || e == endWriteTimeout || e == endConnError
+	return e == endClosed || e == endWriteTimeout || e == endConnError || e == endPeerSilent
 }
 
 // serveConn serves sc until it ends, closes it, and reports it gone. ctx
@@ -173,7 +176,18 @@ func (s *Server) serveConn(ctx context.Context, sc *serverConn) {
 		s.ConnState(c, StateNew)
 		s.life.leaveUser(&sc.tracked)
 	}
+	if p := newProber(c, s.Probes, func(error) { c.Close() }); p != nil {
+		p.busy, p.counts, p.log = sc.inUser.Load, &s.counters.probes, s.Logger
+		sc.probe = p
+		p.start()
+	}
 	end, err := s.serveFrames(ctx, sc)
+	if sc.probe != nil {
+		sc.probe.close()
+		if serr := sc.probe.silence(); serr != nil {
+			end, err = endPeerSilent, serr // it closed the connection
+		}
+	}
 	if end.discards() {
 		c.Close()
 	} else if lingerClose(c) {
@@ -271,12 +285,16 @@ func (s *Server) serveRun(ctx context.Context, h Handler, sc *serverConn, p []by
 		if sc.load() == connClosed {
 			return n, endClosed, ErrServerClosed
 		}
-		n++
-		if err := h.ServeFrame(ctx, c, p); err != nil {
-			if errors.Is(err, ErrUnrouted) {
-				return n, endUnrouted, err
+		if sc.probe != nil && sc.probe.is(p) {
+			sc.probe.onProbe() // answered here, never served nor counted
+		} else {
+			n++
+			if err := h.ServeFrame(ctx, c, p); err != nil {
+				if errors.Is(err, ErrUnrouted) {
+					return n, endUnrouted, err
+				}
+				return n, endHandlerError, err
 			}
-			return n, endHandlerError, err
 		}
 		if sc.load().phase() == connDraining {
 			return n, 0, nil

@@ -192,6 +192,10 @@ type writeQueue struct {
 	changed   chan struct{} // closed when something a waiter waits for changes, if one waits
 	done      sync.WaitGroup
 
+	// A probe the prober waits to see written, under mu: see sendProbe.
+	probeEnd int64           // the stream position it ends at; 0 when none
+	probeOut chan<- struct{} // told when written reaches probeEnd
+
 	// Used by the token's holder alone.
 	spare      []byte // the other buffer
 	spareLarge []directFrame
@@ -630,6 +634,9 @@ func (q *writeQueue) writeOutLocked(blocking bool) {
 	q.tok = tokenHeld
 	q.lastWrite = end
 	q.written += n
+	if q.probeEnd > 0 && q.written >= q.probeEnd {
+		q.probeWrittenLocked()
+	}
 	rest := size - int(n)
 	if q.counts != nil {
 		q.counts.bytes.Add(-int64(rest))
@@ -660,6 +667,46 @@ func (q *writeQueue) writeOutLocked(blocking bool) {
 		q.failLocked(q.writeError(err, rest, since(began)))
 	}
 	q.broadcastLocked()
+}
+
+// sendProbe queues a probe, or an answer to one, with payload p, and sees
+// that it goes out at once: the frames held before it go with it. Its
+// size is known to fit the Format (Probes.check). A probe is admitted past
+// MaxPendingBytes, so that the prober never blocks on a full queue (a
+// stalled writer is WriteTimeout's to report), and is written inline with
+// a try even in a corked queue when nobody holds the token. When written
+// is not nil, it is told once the network has taken the probe's last
+// byte: that is when the probe's timeout starts.
+func (q *writeQueue) sendProbe(p []byte, written chan<- struct{}) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err := q.errLocked(); err != nil {
+		return err
+	}
+	end := q.appendLocked(nil, p, false)
+	if written != nil {
+		q.probeEnd, q.probeOut = end, written
+	}
+	q.dueLocked()
+	if q.try != nil && !q.tok.held() && len(q.large) == 0 {
+		q.tok = tokenHeld
+		q.writeOutLocked(false)
+		q.releaseLocked()
+		return nil
+	}
+	q.settleLocked()
+	return nil
+}
+
+// probeWrittenLocked tells the prober waiting for it that its probe has
+// been taken by the network. writeOutLocked calls it when written passes
+// probeEnd: one comparison per network write, none per frame.
+func (q *writeQueue) probeWrittenLocked() {
+	q.probeEnd = 0
+	select {
+	case q.probeOut <- struct{}{}:
+	default:
+	}
 }
 
 // buffers returns b with the large payloads in their places, for one
@@ -737,6 +784,21 @@ func (q *writeQueue) totals() (frames, bytes int64) {
 		return 0, 0
 	}
 	return q.counts.frames.Load(), q.counts.bytes.Load()
+}
+
+// sent returns the stream position the network has taken.
+func (q *writeQueue) sent() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.written
+}
+
+// busy reports whether bytes are being written, or queued and not held
+// by cork: the peer hears from us without a probe.
+func (q *writeQueue) busy() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.tok.held() || (q.pending > 0 && !q.corked)
 }
 
 // failure returns the error a failed write left, or nil.

@@ -107,6 +107,10 @@ func runPeer(name, args string) int {
 		err = zinxClient(args)
 	case "zinx-mux-client":
 		err = zinxMuxClient(args)
+	case "zinx-heartbeat-client":
+		err = zinxHeartbeatClient(args)
+	case "zinx-heartbeat-server":
+		err = zinxHeartbeatServer()
 	case "easytcp-server":
 		err = easytcpServer()
 	default:

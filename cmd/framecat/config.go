@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -26,6 +27,7 @@ type config struct {
 	timeout time.Duration
 	verbose bool
 	tls     tlsFlags
+	probes  framed.Probes // -l and -req
 }
 
 const usageText = `framecat sends and receives length-prefixed frames over TCP: nc that knows frames.
@@ -78,6 +80,9 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "longest wait for the peer: to connect, for a reply (-req), for each frame once the\ninput has ended, for a frame to arrive once begun or a write (-l); 0: no limit")
 	fs.BoolVar(&cfg.verbose, "v", false, "log connections and frame sizes on stderr")
 	cfg.tls.register(fs)
+	fs.DurationVar(&cfg.probes.Idle, "probe-idle", 0, "with -l or -req: send a probe frame to a peer silent for this long, and drop it\nif it then stays silent for -probe-timeout (0: no probes)")
+	fs.DurationVar(&cfg.probes.Timeout, "probe-timeout", 0, "with -probe-idle: how long a probed peer may stay silent (0: -probe-idle)")
+	probeFrame := fs.String("probe-frame", "", "with -probe-idle: the probe frame's payload in `HEX` (default: an empty frame)")
 	formatFlags := formatflag.Register(fs)
 
 	var pos []string
@@ -125,6 +130,19 @@ func parseArgs(args []string, stderr io.Writer) (*config, error) {
 		return nil, usagef("-req prints one reply; -n is for the other modes")
 	case cfg.timeout < 0:
 		return nil, usagef("-timeout must not be negative")
+	case cfg.probes.Idle < 0 || cfg.probes.Timeout < 0:
+		return nil, usagef("-probe-idle and -probe-timeout must not be negative")
+	case cfg.probes.Idle > 0 && cfg.addr != "":
+		return nil, usagef("-probe-idle is for -l and -req")
+	case cfg.probes.Idle == 0 && (cfg.probes.Timeout != 0 || *probeFrame != ""):
+		return nil, usagef("-probe-timeout and -probe-frame need -probe-idle")
+	}
+	if *probeFrame != "" {
+		p, err := hex.DecodeString(strings.ReplaceAll(*probeFrame, " ", ""))
+		if err != nil {
+			return nil, usagef("-probe-frame: %v", err)
+		}
+		cfg.probes.Frame = p
 	}
 	if cfg.in == "" {
 		cfg.in = *enc

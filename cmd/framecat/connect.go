@@ -201,7 +201,7 @@ func request(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log
 		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 	}
-	d := &framed.Dialer{TLSConfig: tlsCfg, Format: cfg.format, WriteTimeout: cfg.timeout}
+	d := &framed.Dialer{TLSConfig: tlsCfg, Format: cfg.format, WriteTimeout: cfg.timeout, Probes: cfg.probes}
 	client, err := d.Dial(ctx, cfg.req)
 	if err != nil {
 		return explainCtx(ctx, cfg, fmt.Errorf("connect to %s: %w", cfg.req, err))

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/framed-go/framed"
+	"github.com/framed-go/framed/framedtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -255,6 +256,33 @@ func TestSilentServerHitsTimeout(t *testing.T) {
 	}
 }
 
+// TestProbesFindSilentServer: with -probe-idle, -req gives up on a server
+// that stays silent after a probe, long before -timeout.
+func TestProbesFindSilentServer(t *testing.T) {
+	addr := silentServer(t)
+	start := time.Now()
+	r := fc(t, "x\n", "-timeout", "10s", "-probe-idle", "100ms", "-probe-timeout", "100ms", "-probe-frame", "ff 00", "-req", addr)
+	require.ErrorIs(t, r.err, framed.ErrPeerSilent)
+	assert.Equal(t, "request to "+addr+": framed: peer silent: no byte received within 100ms of a probe, after 100ms idle", r.err.Error())
+	assert.Less(t, time.Since(start), 2*time.Second, "long before -timeout")
+}
+
+// TestListenAnswersProbes: framecat -l with -probe-idle answers a
+// client's probe without printing it, and the client's requests are
+// served.
+func TestListenAnswersProbes(t *testing.T) {
+	var stdout lockedBuffer
+	addr, done, _ := listening(t, strings.NewReader(""), &stdout, "-l", "127.0.0.1:0", "-echo", "-n", "1", "-probe-idle", "1h", "-probe-frame", "5049", "-enc", "hex")
+	framedtest.NewScript().Send([]byte("PI")).Expect([]byte("PI")).Send([]byte("hi")).Expect([]byte("hi")).RunAddr(t, addr)
+	select {
+	case err := <-done:
+		require.NoError(t, err, "-n 1 ends listen mode cleanly")
+	case <-time.After(5 * time.Second):
+		t.Fatal("framecat -l -n 1 did not stop after 1 frame")
+	}
+	assert.Equal(t, "6869\n", stdout.String(), "the probe is not printed")
+}
+
 func TestRequestPrintsOneReply(t *testing.T) {
 	rec := &recorder{}
 	addr := serve(t, &framed.Server{Handler: rec})
@@ -443,6 +471,10 @@ func TestUsageErrors(t *testing.T) {
 		{give: []string{"-n", "-1", "a:1"}, want: "-n must not be negative"},
 		{give: []string{"-n", "2", "-req", "a:1"}, want: "-req prints one reply; -n is for the other modes"},
 		{give: []string{"-timeout", "-1s", "a:1"}, want: "-timeout must not be negative"},
+		{give: []string{"-probe-idle", "-1s", "-l", ":0"}, want: "-probe-idle and -probe-timeout must not be negative"},
+		{give: []string{"-probe-idle", "1s", "a:1"}, want: "-probe-idle is for -l and -req"},
+		{give: []string{"-probe-frame", "00", "-req", "a:1"}, want: "-probe-timeout and -probe-frame need -probe-idle"},
+		{give: []string{"-probe-idle", "1s", "-probe-frame", "zz", "-req", "a:1"}, want: "-probe-frame: encoding/hex"},
 		{give: []string{"-enc", "yaml", "a:1"}, want: `unknown encoding "yaml"`},
 		{give: []string{"-out", "bin", "a:1"}, want: `unknown encoding "bin"`},
 		{give: []string{"-size", "5", "a:1"}, want: "framed: invalid Format: HeaderSize 5"},

@@ -118,6 +118,7 @@ func listen(ctx context.Context, cfg *config, in msgReader, out *msgWriter, log 
 		Format:       cfg.format,
 		FrameTimeout: cfg.timeout,
 		WriteTimeout: cfg.timeout,
+		Probes:       cfg.probes,
 		TLSConfig:    tlsCfg,
 		Logger:       slog.New(slog.NewTextHandler(log.w, &slog.HandlerOptions{Level: level})),
 	}

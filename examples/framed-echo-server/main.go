@@ -52,7 +52,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	frameTimeout := fs.Duration("frame-timeout", 10*time.Second, "time a frame may take to arrive once begun")
 	idleTimeout := fs.Duration("idle-timeout", 5*time.Minute, "time a connection may stay silent between frames")
 	grace := fs.Duration("grace", 5*time.Second, "on Ctrl-C or SIGTERM, how long frames in progress may take to finish before their connections are closed")
-	verbose := fs.Bool("v", false, "log why each connection closed")
+	probeIdle := fs.Duration("probe-idle", 0, "send a probe frame (an empty one) to a client silent for this long, and close the connection if no byte follows within -probe-timeout; 0: no probes")
+	probeTimeout := fs.Duration("probe-timeout", 0, "with -probe-idle: how long a probed client may stay silent; 0: -probe-idle")
+	verbose := fs.Bool("v", false, "log why each connection closed, and each probe")
 	if err := cli.Parse(fs, args, 0); err != nil {
 		return err
 	}
@@ -61,6 +63,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if *grace <= 0 {
 		return cli.Usagef(fs, "-grace must be positive, not %v", *grace)
+	}
+	if *probeIdle < 0 || *probeTimeout < 0 {
+		return cli.Usagef(fs, "-probe-idle and -probe-timeout must not be negative")
 	}
 
 	level := slog.LevelInfo
@@ -74,6 +79,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		FrameTimeout: *frameTimeout,
 		IdleTimeout:  *idleTimeout,
 		WriteTimeout: 10 * time.Second,
+		Probes:       framed.Probes{Idle: *probeIdle, Timeout: *probeTimeout},
 		Logger:       slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level})),
 	}
 	ln, err := net.Listen("tcp", *addr)
@@ -105,5 +111,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	st := srv.Stats()
 	fmt.Fprintf(stdout, "stopped: %d connections, %d frames in, %d frames out, %d refused as too large, %d with an invalid length\n",
 		st.Accepted, st.FramesIn, st.FramesOut, st.FramesTooLarge, st.InvalidLength)
+	if *probeIdle > 0 {
+		fmt.Fprintf(stdout, "probes: %d sent, %d answered, %d silent peers closed\n", st.ProbesSent, st.ProbesAnswered, st.PeersSilent)
+	}
 	return nil
 }

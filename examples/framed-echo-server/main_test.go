@@ -101,8 +101,21 @@ func TestStopsWithinSixSecondsWithStalledPeer(t *testing.T) {
 	t.Logf("stopped in %v with a peer stalled mid-frame", elapsed.Round(time.Millisecond))
 }
 
+// TestProbesCloseSilentClient: with -probe-idle, a client that goes
+// silent is sent an empty probe frame, and closed when it does not answer;
+// the stats line counts both.
+func TestProbesCloseSilentClient(t *testing.T) {
+	srv := exampletest.StartServer(t, run, "-addr", "127.0.0.1:0", "-probe-idle", "100ms", "-probe-timeout", "100ms")
+	framedtest.NewScript().Send([]byte("hi")).Expect([]byte("hi")).
+		Expect([]byte{}). // the probe, once the client has been silent for 100 ms
+		ExpectClosed(5*time.Second).
+		RunAddr(t, srv.Addr)
+	srv.Stop()
+	assert.Contains(t, srv.Output(), "probes: 1 sent, 0 answered, 1 silent peers closed")
+}
+
 func TestRejectsBadValues(t *testing.T) {
-	for _, give := range [][]string{{"-max-frame", "0"}, {"-grace", "0s"}} {
+	for _, give := range [][]string{{"-max-frame", "0"}, {"-grace", "0s"}, {"-probe-idle", "-1s"}} {
 		err := run(t.Context(), give, io.Discard)
 		var ue *cli.UsageError
 		assert.ErrorAs(t, err, &ue, "%q is a usage error", give)
