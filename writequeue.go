@@ -743,6 +743,14 @@ func (q *writeQueue) failure() error {
 	return nil
 }
 
+// writtenPos returns the stream position up to which bytes were taken by
+// the network. Once the queue is closed, it no longer moves.
+func (q *writeQueue) writtenPos() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.written
+}
+
 // closed reports whether the connection is closed, by Close or by a
 // failed write.
 func (q *writeQueue) closed() bool {
