@@ -161,7 +161,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // error matching [net.ErrClosed], as does a blocked Receive. Each of these
 // Request errors also matches [ErrNotSent] when no byte of that request
 // reached the network, and [ErrOutcomeUnknown] when some did: the peer may
-// have acted on it.
+// have acted on it. A [Redialer] retries the first kind, never the second.
 //
 // # Concurrency
 //

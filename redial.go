@@ -1,22 +1,39 @@
 package framed
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 var (
 	// ErrNotSent matches the error of a request of which no byte reached
 	// the network: the peer cannot have seen it, and it is safe to send
 	// again. A [Client] returns it, wrapped with the reason, for Requests
-	// it fails before their frame went out.
+	// it fails before their frame went out; a [Redialer] sends such
+	// requests on its next connection itself, and returns it when it may
+	// not wait for one (FailFast, MaxWaitingBytes) or ctx ends first.
 	ErrNotSent = errors.New("framed: request not sent")
 
 	// ErrOutcomeUnknown matches the error of a request some of whose bytes
 	// were written when its connection failed: the peer may have served
-	// it, once, or not. A [Client] never sends it again; whether to is the
-	// caller's call.
+	// it, once, or not. Neither a [Client] nor a [Redialer] ever sends it
+	// again; whether to is the caller's call.
 	ErrOutcomeUnknown = errors.New("framed: request outcome unknown")
+
+	// ErrRedialed is returned, wrapping why the last connection ended, by
+	// the first [Redialer.Receive] on a new connection: frames the old one
+	// had not delivered are lost. The next Receive reads from the new one.
+	ErrRedialed = errors.New("framed: redialed")
+
+	errRedialerClosed = fmt.Errorf("framed: Redialer closed: %w", net.ErrClosed)
 )
 
 // outcome marks err, which ends a Request whose frame began at the stream
@@ -36,4 +53,535 @@ func (c *Client) notSent(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	return err
+}
+
+// Defaults of a [Redialer] whose fields are zero.
+const (
+	DefaultMinBackoff      = 100 * time.Millisecond
+	DefaultMaxBackoff      = 5 * time.Second
+	DefaultRedialTimeout   = 5 * time.Second
+	DefaultMaxWaitingBytes = 1 << 20
+)
+
+// RedialState is where a [Redialer] is: connecting, ready, backing off
+// between rounds of dialing, or closed.
+type RedialState int
+
+const (
+	// RedialConnecting is dialing the addresses, one after the other.
+	RedialConnecting RedialState = iota
+	// RedialReady has a connection: requests go out on it.
+	RedialReady
+	// RedialBackingOff waits before the next round of dialing, since
+	// every address failed in the last one.
+	RedialBackingOff
+	// RedialClosed is after Close, or after a configuration error: for
+	// good.
+	RedialClosed
+)
+
+// String returns the state's name in lower case: "connecting", "ready",
+// "backing off" or "closed".
+func (s RedialState) String() string {
+	switch s {
+	case RedialConnecting:
+		return "connecting"
+	case RedialReady:
+		return "ready"
+	case RedialBackingOff:
+		return "backing off"
+	case RedialClosed:
+		return "closed"
+	}
+	return "RedialState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Redialer is a [Client] that survives its connection: when it ends, the
+// Redialer dials again, and goes on dialing until Close. Its zero value
+// with Addrs set is ready to use; fields may not change after first use.
+// It dials on the first call of any method but Close, and a Redialer must
+// not be copied after that.
+//
+// # Dialing
+//
+// Each round tries Addrs in order (shuffled each round with Shuffle),
+// resolving names at every dial, and stops at the first that connects.
+// A round in which every address fails is followed by a pause that starts
+// at MinBackoff and doubles up to MaxBackoff, each time ±20% at random;
+// it starts over at MinBackoff once a connection is made. A connection
+// that ends is dialed again at once, unless it lasted less than
+// MinBackoff: then when MinBackoff has passed since it was made, so that
+// a peer that accepts and hangs up costs one dial per MinBackoff. The
+// Redialer never gives up by itself.
+//
+// # At most once
+//
+// A Request is sent at most once. One whose frame has not reached the
+// network when its connection fails waits for the next connection and
+// goes out on it. One some of whose bytes were written fails at once with
+// an error matching [ErrOutcomeUnknown], and is never sent again. While
+// there is no connection, Requests and Sends wait for one until their ctx
+// ends; with FailFast they fail at once while backing off. Those that
+// fail without being sent match [ErrNotSent]. A connection that fails is
+// found by the Request reader as soon as the peer closes or resets it; a
+// peer that goes silent is found by the next write that fails, or by the
+// ctx of the Requests waiting on it.
+//
+// # Send and Receive
+//
+// Send is as [Client.Send]: a Send that returns nil has queued its frame,
+// which is lost if the connection ends before writing it; one that cannot
+// queue it because the connection failed goes to the next connection.
+// Receive reads the current connection; when it ends, the next Receive
+// waits for a new one and returns [ErrRedialed] once, after which
+// Receives read the new connection. As on a Client, Request and Receive
+// are not used together.
+//
+// # Concurrency
+//
+// All methods may be called by any number of goroutines at once.
+type Redialer struct {
+	// Dialer dials each connection; nil means the zero Dialer. A zero
+	// Timeout is taken as DefaultRedialTimeout here, so that an address
+	// that never answers costs a bounded wait in each round.
+	Dialer *Dialer
+
+	// Addrs are the TCP addresses to dial, host:port; at least one.
+	Addrs []string
+
+	// Shuffle tries Addrs in a new random order each round, spreading
+	// clients over several servers, instead of in order.
+	Shuffle bool
+
+	// MinBackoff is the first pause after a round in which every address
+	// failed, and the shortest life of a connection redialed at once.
+	// Zero means DefaultMinBackoff.
+	MinBackoff time.Duration
+
+	// MaxBackoff caps the pause between rounds. Zero means
+	// DefaultMaxBackoff; it is raised to MinBackoff if below it.
+	MaxBackoff time.Duration
+
+	// FailFast makes Requests and Sends fail at once with [ErrNotSent]
+	// while the Redialer backs off, instead of waiting for a connection.
+	// While it connects, they wait either way.
+	FailFast bool
+
+	// MaxWaitingBytes bounds the bytes of the Requests and Sends that
+	// wait for a connection; one that would go beyond fails at once with
+	// [ErrNotSent]. Zero means DefaultMaxWaitingBytes.
+	MaxWaitingBytes int
+
+	// Logger, if not nil, logs each change of state at Info.
+	Logger *slog.Logger
+
+	once  sync.Once
+	cur   atomic.Pointer[Client] // the Client of the connection that is up, or nil
+	mode  atomic.Int32           // a clientMode, set once
+	recvM sync.Mutex             // one Receive at a time, which keeps last
+	last  *Client                // the Client the last Receive read from
+
+	mu      sync.Mutex
+	state   RedialState
+	err     error         // why the last connection or round failed, or why closed
+	changed chan struct{} // closed and replaced at each change of state
+	waiting int           // bytes of Requests and Sends waiting for a connection
+	stop    context.CancelFunc
+	wg      sync.WaitGroup // the dialing goroutine
+}
+
+// start checks the configuration and starts dialing, once.
+func (r *Redialer) start() {
+	r.once.Do(func() {
+		r.changed = make(chan struct{})
+		if err := r.check(); err != nil {
+			r.state, r.err = RedialClosed, err
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r.stop = cancel
+		r.wg.Add(1)
+		go r.run(ctx)
+	})
+}
+
+// check returns why the configuration cannot work, or nil.
+func (r *Redialer) check() error {
+	switch {
+	case len(r.Addrs) == 0:
+		return errors.New("framed: Redialer has no Addrs")
+	case r.MinBackoff < 0 || r.MaxBackoff < 0 || r.MaxWaitingBytes < 0:
+		return errors.New("framed: Redialer: negative MinBackoff, MaxBackoff or MaxWaitingBytes")
+	}
+	return r.dialer().Format.check()
+}
+
+func (r *Redialer) dialer() *Dialer {
+	if r.Dialer == nil {
+		return &Dialer{}
+	}
+	return r.Dialer
+}
+
+func (r *Redialer) minBackoff() time.Duration {
+	if r.MinBackoff == 0 {
+		return DefaultMinBackoff
+	}
+	return r.MinBackoff
+}
+
+func (r *Redialer) maxBackoff() time.Duration {
+	if r.MaxBackoff == 0 {
+		return max(DefaultMaxBackoff, r.minBackoff())
+	}
+	return max(r.MaxBackoff, r.minBackoff())
+}
+
+func (r *Redialer) maxWaiting() int {
+	if r.MaxWaitingBytes == 0 {
+		return DefaultMaxWaitingBytes
+	}
+	return r.MaxWaitingBytes
+}
+
+// run is the dialing goroutine: it dials, hands the connection out, waits
+// for it to fail, and dials again, until Close.
+func (r *Redialer) run(ctx context.Context) {
+	defer r.wg.Done()
+	backoff := r.minBackoff()
+	var pause time.Duration
+	var lastErr error
+	for {
+		if pause > 0 {
+			r.setState(RedialBackingOff, lastErr, "")
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		r.setState(RedialConnecting, lastErr, "")
+		c, addr, err := r.dialRound(ctx)
+		if ctx.Err() != nil {
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		if err != nil {
+			lastErr = err
+			pause = jitter(backoff)
+			backoff = min(2*backoff, r.maxBackoff())
+			continue
+		}
+		backoff = r.minBackoff()
+		up := time.Now()
+		if lastErr = r.serve(ctx, c, addr); ctx.Err() != nil {
+			return
+		}
+		pause = r.minBackoff() - time.Since(up)
+	}
+}
+
+// serve hands c out until it fails or ctx ends, and returns why it failed.
+func (r *Redialer) serve(ctx context.Context, c *Client, addr string) error {
+	dead := make(chan struct{})
+	var once sync.Once
+	c.onFail = func() { once.Do(func() { close(dead) }) }
+	switch clientMode(r.mode.Load()) {
+	case modeRequest:
+		c.startRequests() // the reader finds a peer that hangs up at once
+	case modeReceive:
+		c.mu.Lock()
+		c.mode = modeReceive
+		c.mu.Unlock()
+	}
+	r.mu.Lock()
+	if r.state == RedialClosed {
+		r.mu.Unlock()
+		c.Close()
+		return nil
+	}
+	r.cur.Store(c)
+	r.setStateLocked(RedialReady, nil)
+	r.mu.Unlock()
+	r.log(RedialReady, nil, addr)
+
+	select {
+	case <-dead:
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	r.cur.Store(nil)
+	r.mu.Unlock()
+	cause := c.failure()
+	c.Close()
+	return cause
+}
+
+// dialRound dials each address once, and returns the first Client made.
+func (r *Redialer) dialRound(ctx context.Context) (*Client, string, error) {
+	d := r.dialer()
+	addrs := r.Addrs
+	if r.Shuffle {
+		addrs = make([]string, len(r.Addrs))
+		for i, j := range rand.Perm(len(addrs)) {
+			addrs[i] = r.Addrs[j]
+		}
+	}
+	var errs []error
+	for _, addr := range addrs {
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if d.Timeout == 0 {
+			dctx, cancel = context.WithTimeout(ctx, DefaultRedialTimeout)
+		}
+		c, err := d.Dial(dctx, addr)
+		cancel()
+		if err == nil {
+			return c, addr, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		errs = append(errs, err)
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+// jitter returns d plus or minus up to 20%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// setState moves to s, unless closed, and logs it.
+func (r *Redialer) setState(s RedialState, err error, addr string) {
+	r.mu.Lock()
+	if r.state == RedialClosed {
+		r.mu.Unlock()
+		return
+	}
+	changed := r.setStateLocked(s, err)
+	r.mu.Unlock()
+	if changed {
+		r.log(s, err, addr)
+	}
+}
+
+func (r *Redialer) setStateLocked(s RedialState, err error) bool {
+	if s == r.state && err == r.err {
+		return false
+	}
+	r.state, r.err = s, err
+	close(r.changed)
+	r.changed = make(chan struct{})
+	return true
+}
+
+func (r *Redialer) log(s RedialState, err error, addr string) {
+	if r.Logger == nil {
+		return
+	}
+	attrs := []any{"state", s.String()}
+	if addr != "" {
+		attrs = append(attrs, "addr", addr)
+	}
+	if err != nil {
+		attrs = append(attrs, "err", err.Error())
+	}
+	r.Logger.Info("framed: redial", attrs...)
+}
+
+// client returns the Client of the connection that is up, other than old,
+// waiting for one as the configuration says. n is the bytes that wait.
+func (r *Redialer) client(ctx context.Context, old *Client, n int) (*Client, error) {
+	r.start()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counted := false
+	for {
+		if r.state == RedialClosed {
+			if counted {
+				r.waiting -= n
+			}
+			return nil, r.err
+		}
+		if c := r.cur.Load(); c != nil && c != old {
+			if counted {
+				r.waiting -= n
+			}
+			return c, nil
+		}
+		if r.FailFast && r.state == RedialBackingOff {
+			if counted {
+				r.waiting -= n
+			}
+			return nil, fmt.Errorf("%w: no connection: %w", ErrNotSent, r.err)
+		}
+		if !counted {
+			if r.waiting+n > r.maxWaiting() {
+				return nil, fmt.Errorf("%w: %d bytes already wait for a connection", ErrNotSent, r.waiting)
+			}
+			r.waiting += n
+			counted = true
+		}
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+			r.mu.Lock()
+		case <-ctx.Done():
+			r.mu.Lock()
+			r.waiting -= n
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, ctx.Err())
+		}
+	}
+}
+
+// setMode records whether the Redialer serves Requests or Receives.
+func (r *Redialer) setMode(m clientMode) error {
+	if r.mode.CompareAndSwap(int32(modeUnset), int32(m)) || r.mode.Load() == int32(m) {
+		return nil
+	}
+	return ErrReceiveWithRequest
+}
+
+// Request sends msg as one frame on the current connection and returns
+// the peer's reply, as [Client.Request] does, waiting for a connection
+// when none is up. A request not sent when its connection fails goes out
+// on the next one; errors are as the [Redialer] doc says.
+func (r *Redialer) Request(ctx context.Context, msg []byte) ([]byte, error) {
+	if r.mode.Load() != int32(modeRequest) {
+		if err := r.setMode(modeRequest); err != nil {
+			return nil, err
+		}
+	}
+	c := r.cur.Load()
+	var failed *Client
+	for {
+		if c == nil {
+			var err error
+			if c, err = r.client(ctx, failed, len(msg)); err != nil {
+				return nil, err
+			}
+		}
+		reply, err := c.Request(ctx, msg)
+		if err == nil || !errors.Is(err, ErrNotSent) || ctx.Err() != nil {
+			return reply, err
+		}
+		// c failed before the frame went out: on to the next connection.
+		failed, c = c, nil
+	}
+}
+
+// Send sends msg as one frame on the current connection, as [Client.Send]
+// does, waiting for a connection when none is up. A frame that cannot be
+// queued because the connection failed goes to the next one.
+func (r *Redialer) Send(ctx context.Context, msg []byte) error {
+	c := r.cur.Load()
+	var failed *Client
+	for {
+		if c == nil {
+			var err error
+			if c, err = r.client(ctx, failed, len(msg)); err != nil {
+				return err
+			}
+		}
+		err := c.Send(ctx, msg)
+		if err == nil || c.failure() == nil || ctx.Err() != nil {
+			return err
+		}
+		failed, c = c, nil // nothing was queued
+	}
+}
+
+// Receive returns the next frame from the current connection, as
+// [Client.Receive] does, waiting for a connection when none is up. When
+// the connection it read from has ended, it returns [ErrRedialed] once a
+// new one is up, wrapping why the old one ended; the next Receive reads
+// the new one.
+func (r *Redialer) Receive(ctx context.Context) ([]byte, error) {
+	if err := r.setMode(modeReceive); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r.recvM.Lock()
+	defer r.recvM.Unlock()
+	var ended *Client
+	for {
+		c, err := r.client(ctx, ended, 0)
+		if err != nil {
+			return nil, err
+		}
+		if r.last != nil && c != r.last {
+			cause := r.last.failure()
+			if cause == nil {
+				cause = errPeerClosed
+			}
+			r.last = c
+			return nil, fmt.Errorf("%w: %w", ErrRedialed, cause)
+		}
+		r.last = c
+		p, err := c.Receive(ctx)
+		if err == nil || ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return p, err
+		}
+		c.fail(err) // the connection is done with
+		ended = c
+	}
+}
+
+// State returns the Redialer's state and the last error: why the last
+// connection or round of dialing failed (nil when ready), or why it is
+// closed.
+func (r *Redialer) State() (RedialState, error) {
+	r.start()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state, r.err
+}
+
+// WaitForStateChange waits until the state is other than from, and
+// reports true, or until ctx ends, and reports false.
+func (r *Redialer) WaitForStateChange(ctx context.Context, from RedialState) bool {
+	r.start()
+	r.mu.Lock()
+	for r.state == from {
+		changed := r.changed
+		r.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+		r.mu.Lock()
+	}
+	r.mu.Unlock()
+	return true
+}
+
+// Close stops dialing, closes the connection, and waits for the
+// Redialer's goroutines. Pending Requests fail as on [Client.Close], and
+// those waiting for a connection, and every later call, return an error
+// matching [net.ErrClosed]. Later Closes return such an error too.
+func (r *Redialer) Close() error {
+	r.once.Do(func() { r.changed = make(chan struct{}) }) // never started
+	r.mu.Lock()
+	if r.state == RedialClosed && errors.Is(r.err, net.ErrClosed) {
+		r.mu.Unlock()
+		r.wg.Wait()
+		return errRedialerClosed
+	}
+	r.setStateLocked(RedialClosed, errRedialerClosed)
+	stop := r.stop
+	r.mu.Unlock()
+	r.log(RedialClosed, nil, "")
+	if stop != nil {
+		stop()
+	}
+	r.wg.Wait()
+	return nil
 }
