@@ -28,7 +28,7 @@ var (
 	// again; whether to is the caller's call.
 	ErrOutcomeUnknown = errors.New("framed: request outcome unknown")
 
-	// ErrRedialed is returned, wrapping why the last connection ended, by
+	// ErrRedialed is returned, saying why the last connection ended, by
 	// the first [Redialer.Receive] on a new connection: frames the old one
 	// had not delivered are lost. The next Receive reads from the new one.
 	ErrRedialed = errors.New("framed: redialed")
@@ -172,7 +172,10 @@ type Redialer struct {
 	// [ErrNotSent]. Zero means DefaultMaxWaitingBytes.
 	MaxWaitingBytes int
 
-	// Logger, if not nil, logs each change of state at Info.
+	// Logger, if not nil, logs each change of state at Info, in order,
+	// with the address connected to or the error that caused it. It is
+	// called with the Redialer's lock held: its handler must not call the
+	// Redialer.
 	Logger *slog.Logger
 
 	once  sync.Once
@@ -198,6 +201,7 @@ func (r *Redialer) start() {
 			r.state, r.err = RedialClosed, err
 			return
 		}
+		r.log(RedialConnecting, nil, "") // the zero state, entered now
 		ctx, cancel := context.WithCancel(context.Background())
 		r.stop = cancel
 		r.wg.Add(1)
@@ -253,7 +257,7 @@ func (r *Redialer) run(ctx context.Context) {
 	var lastErr error
 	for {
 		if pause > 0 {
-			r.setState(RedialBackingOff, lastErr, "")
+			r.setState(RedialBackingOff, lastErr)
 			t := time.NewTimer(pause)
 			select {
 			case <-t.C:
@@ -262,7 +266,7 @@ func (r *Redialer) run(ctx context.Context) {
 				return
 			}
 		}
-		r.setState(RedialConnecting, lastErr, "")
+		r.setState(RedialConnecting, lastErr)
 		c, addr, err := r.dialRound(ctx)
 		if ctx.Err() != nil {
 			if c != nil {
@@ -305,9 +309,8 @@ func (r *Redialer) serve(ctx context.Context, c *Client, addr string) error {
 		return nil
 	}
 	r.cur.Store(c)
-	r.setStateLocked(RedialReady, nil)
+	r.setStateLocked(RedialReady, nil, addr)
 	r.mu.Unlock()
-	r.log(RedialReady, nil, addr)
 
 	select {
 	case <-dead:
@@ -355,28 +358,25 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// setState moves to s, unless closed, and logs it.
-func (r *Redialer) setState(s RedialState, err error, addr string) {
+// setState moves to s, unless closed.
+func (r *Redialer) setState(s RedialState, err error) {
 	r.mu.Lock()
-	if r.state == RedialClosed {
-		r.mu.Unlock()
-		return
-	}
-	changed := r.setStateLocked(s, err)
-	r.mu.Unlock()
-	if changed {
-		r.log(s, err, addr)
+	defer r.mu.Unlock()
+	if r.state != RedialClosed {
+		r.setStateLocked(s, err, "")
 	}
 }
 
-func (r *Redialer) setStateLocked(s RedialState, err error) bool {
+// setStateLocked moves to s, wakes those who wait for a change, and logs
+// it, under mu so that the log's order is the states' order.
+func (r *Redialer) setStateLocked(s RedialState, err error, addr string) {
 	if s == r.state && err == r.err {
-		return false
+		return
 	}
 	r.state, r.err = s, err
 	close(r.changed)
 	r.changed = make(chan struct{})
-	return true
+	r.log(s, err, addr)
 }
 
 func (r *Redialer) log(s RedialState, err error, addr string) {
@@ -387,7 +387,7 @@ func (r *Redialer) log(s RedialState, err error, addr string) {
 	if addr != "" {
 		attrs = append(attrs, "addr", addr)
 	}
-	if err != nil {
+	if err != nil && s != RedialClosed {
 		attrs = append(attrs, "err", err.Error())
 	}
 	r.Logger.Info("framed: redial", attrs...)
@@ -499,8 +499,8 @@ func (r *Redialer) Send(ctx context.Context, msg []byte) error {
 // Receive returns the next frame from the current connection, as
 // [Client.Receive] does, waiting for a connection when none is up. When
 // the connection it read from has ended, it returns [ErrRedialed] once a
-// new one is up, wrapping why the old one ended; the next Receive reads
-// the new one.
+// new one is up, with why the old one ended in its message (not wrapped:
+// it never matches [io.EOF]); the next Receive reads the new one.
 func (r *Redialer) Receive(ctx context.Context) ([]byte, error) {
 	if err := r.setMode(modeReceive); err != nil {
 		return nil, err
@@ -522,7 +522,9 @@ func (r *Redialer) Receive(ctx context.Context) ([]byte, error) {
 				cause = errPeerClosed
 			}
 			r.last = c
-			return nil, fmt.Errorf("%w: %w", ErrRedialed, cause)
+			// The cause as text only: a loop that stops at io.EOF must
+			// not stop here.
+			return nil, fmt.Errorf("%w: the last connection ended: %v", ErrRedialed, cause)
 		}
 		r.last = c
 		p, err := c.Receive(ctx)
@@ -575,10 +577,9 @@ func (r *Redialer) Close() error {
 		r.wg.Wait()
 		return errRedialerClosed
 	}
-	r.setStateLocked(RedialClosed, errRedialerClosed)
+	r.setStateLocked(RedialClosed, errRedialerClosed, "")
 	stop := r.stop
 	r.mu.Unlock()
-	r.log(RedialClosed, nil, "")
 	if stop != nil {
 		stop()
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -358,6 +359,7 @@ func TestRedialerSendReceiveAcrossRedial(t *testing.T) {
 	// The Receive loop learns of the new connection once, then goes on.
 	_, err = r.Receive(ctx)
 	require.ErrorIs(t, err, framed.ErrRedialed)
+	assert.NotErrorIs(t, err, io.EOF, "a loop that stops at EOF goes on")
 	require.NoError(t, r.Send(ctx, frame(2)))
 	got, err = r.Receive(ctx)
 	require.NoError(t, err)
@@ -457,4 +459,33 @@ func BenchmarkRedialerRequest(b *testing.B) {
 			}
 		})
 	}
+}
+
+func TestRedialerLogsStates(t *testing.T) {
+	srv := newRestartServer(t)
+	var mu sync.Mutex
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	r := &framed.Redialer{Addrs: []string{closedAddr(t), srv.addr}, Shuffle: true, Logger: logger}
+	_, err := r.Request(t.Context(), make([]byte, 8))
+	require.NoError(t, err)
+	require.NoError(t, r.Close())
+	mu.Lock()
+	defer mu.Unlock()
+	out := logs.String()
+	assert.Contains(t, out, "level=INFO")
+	assert.Contains(t, out, "state=connecting")
+	assert.Contains(t, out, "state=ready addr="+srv.addr)
+	assert.Contains(t, out, "state=closed")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
