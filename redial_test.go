@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/framed-go/framed"
@@ -488,4 +489,35 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// TestClientOutcomeQueuedBehind: when a connection dies with one request
+// partly written and another queued behind it, the first's outcome is
+// unknown and the second was not sent. net.Pipe has no buffer, so what
+// the peer reads is exactly what was written.
+func TestClientOutcomeQueuedBehind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		near, far := net.Pipe()
+		c := framed.NewClient(framed.NewConn(near, framed.ConnConfig{}))
+		defer c.Close()
+		request := func(msg string) <-chan error {
+			errs := make(chan error, 1)
+			go func() {
+				_, err := c.Request(context.Background(), []byte(msg))
+				errs <- err
+			}()
+			return errs
+		}
+		firstErr := request("first")
+		head := make([]byte, 2)
+		_, err := io.ReadFull(far, head) // half of the first's header: it is on the wire
+		require.NoError(t, err)
+		secondErr := request("second")
+		synctest.Wait() // the second is queued behind the first's write
+		far.Close()
+		first, second := <-firstErr, <-secondErr
+		assert.ErrorIs(t, first, framed.ErrOutcomeUnknown, "partly written")
+		assert.ErrorIs(t, second, framed.ErrNotSent, "queued behind")
+		assert.NotErrorIs(t, second, framed.ErrOutcomeUnknown)
+	})
 }
