@@ -130,7 +130,7 @@ type Redialer struct {
 
 	// FailFast makes Requests and Sends fail at once with [ErrNotSent]
 	// while the Redialer backs off, instead of waiting for a connection.
-	// While it connects, they wait either way.
+	// While it connects, they wait either way, and Receive always waits.
 	FailFast bool
 
 	// MaxWaitingBytes bounds the bytes of the Requests and Sends that
@@ -160,8 +160,9 @@ type Redialer struct {
 }
 
 // client returns the Client of the connection that is up, other than old,
-// waiting for one as the configuration says. n is the bytes that wait.
-func (r *Redialer) client(ctx context.Context, old *Client, n int) (*Client, error) {
+// waiting for one as the configuration says. n is the bytes that wait;
+// failFast is whether FailFast applies.
+func (r *Redialer) client(ctx context.Context, old *Client, n int, failFast bool) (*Client, error) {
 	r.start()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -179,7 +180,7 @@ func (r *Redialer) client(ctx context.Context, old *Client, n int) (*Client, err
 			}
 			return c, nil
 		}
-		if r.FailFast && r.state == RedialBackingOff {
+		if failFast && r.state == RedialBackingOff {
 			if counted {
 				r.waiting -= n
 			}
@@ -228,7 +229,7 @@ func (r *Redialer) Request(ctx context.Context, msg []byte) ([]byte, error) {
 	for {
 		if c == nil {
 			var err error
-			if c, err = r.client(ctx, failed, len(msg)); err != nil {
+			if c, err = r.client(ctx, failed, len(msg), r.FailFast); err != nil {
 				return nil, err
 			}
 		}
@@ -250,7 +251,7 @@ func (r *Redialer) Send(ctx context.Context, msg []byte) error {
 	for {
 		if c == nil {
 			var err error
-			if c, err = r.client(ctx, failed, len(msg)); err != nil {
+			if c, err = r.client(ctx, failed, len(msg), r.FailFast); err != nil {
 				return err
 			}
 		}
@@ -278,7 +279,7 @@ func (r *Redialer) Receive(ctx context.Context) ([]byte, error) {
 	defer r.recvM.Unlock()
 	var ended *Client
 	for {
-		c, err := r.client(ctx, ended, 0)
+		c, err := r.client(ctx, ended, 0, false)
 		if err != nil {
 			return nil, err
 		}

@@ -109,13 +109,8 @@ func (r *Redialer) serve(ctx context.Context, c *Client, addr string) error {
 	dead := make(chan struct{})
 	var once sync.Once
 	c.onFail = func() { once.Do(func() { close(dead) }) }
-	switch clientMode(r.mode.Load()) {
-	case modeRequest:
+	if clientMode(r.mode.Load()) == modeRequest {
 		c.startRequests() // the reader finds a peer that hangs up at once
-	case modeReceive:
-		c.mu.Lock()
-		c.mode = modeReceive
-		c.mu.Unlock()
 	}
 	r.mu.Lock()
 	if r.state == RedialClosed {
