@@ -172,7 +172,10 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 // With [Dialer].Probes on, a peer found silent (see [Probes]) fails the
 // Client the same way, with an error matching [ErrPeerSilent].
 // Close closes the connection: a pending or later Request then returns an
-// error matching [net.ErrClosed], as does a blocked Receive.
+// error matching [net.ErrClosed], as does a blocked Receive. Each of these
+// Request errors also matches [ErrNotSent] when no byte of that request
+// reached the network, and [ErrOutcomeUnknown] when some did: the peer may
+// have acted on it. A [Redialer] retries the first kind, never the second.
 //
 // # Concurrency
 //
@@ -195,7 +198,8 @@ type Client struct {
 
 	wg       sync.WaitGroup // the reader
 	closing  sync.Once
-	closeErr error // from closing conn
+	closeErr error  // from closing conn
+	onFail   func() // if not nil, called after every fail; set before use
 }
 
 type clientMode int
@@ -345,7 +349,7 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	if err := c.startRequests(); err != nil {
-		return nil, err
+		return nil, c.notSent(err)
 	}
 	cl, _ := c.calls.Get().(*call)
 	if cl == nil {
@@ -359,12 +363,13 @@ func (c *Client) Request(ctx context.Context, msg []byte) ([]byte, error) {
 		if c.err != nil {
 			return false, c.err
 		}
+		cl.start = c.conn.q.queued // where the frame begins in the stream
 		c.pending.push(cl)
 		return c.pending.n == 1, nil
 	})
 	if err != nil {
 		c.calls.Put(cl) // never queued
-		return nil, c.writeFailure(err)
+		return nil, c.notSent(c.writeFailure(err))
 	}
 
 	select {
@@ -545,13 +550,19 @@ func (c *Client) readFailure(err error) error {
 }
 
 // fail records err as the reason Requests fail, unless one is recorded
-// already, fails every pending Request with it, and closes the connection.
+// already, closes the connection, and fails every pending Request with it,
+// marked [ErrNotSent] or [ErrOutcomeUnknown].
 func (c *Client) fail(err error) {
 	c.mu.Lock()
 	if c.err == nil {
 		c.err = err
 	}
 	err = c.err
+	c.mu.Unlock()
+	// Closed first, so that no byte goes out after written is read.
+	c.closeConn()
+	written := c.conn.q.sent()
+	c.mu.Lock()
 	var failed []*call
 	for {
 		cl, ok := c.pending.pop()
@@ -565,12 +576,14 @@ func (c *Client) fail(err error) {
 	c.debt.clear()
 	c.mu.Unlock()
 	for _, cl := range failed {
-		cl.finish(nil, err)
+		cl.finish(nil, outcome(err, cl.start, written))
+	}
+	if c.onFail != nil {
+		c.onFail()
 	}
 	if c.probe != nil {
 		c.probe.halt() // the prober may be the caller: Close waits for it
 	}
-	c.closeConn()
 }
 
 // failure returns the reason Requests fail, or nil.
@@ -622,6 +635,7 @@ type call struct {
 	done  chan struct{} // receives once reply or err is set
 	reply []byte
 	err   error
+	start int64 // the stream position of the request's first byte
 }
 
 // dropped stands in the pending queue for a Request whose caller has gone:

@@ -73,7 +73,9 @@
 //     made of the request's header fields and a new body without copying
 //     them together.
 //   - [Dial] connects a [Client], which sends, receives, and makes
-//     pipelined requests.
+//     pipelined requests. A [Redialer] is a client that dials again when
+//     its connection ends, over several addresses, and sends each request
+//     at most once ([ErrNotSent], [ErrOutcomeUnknown]).
 //   - [UDPServer] answers datagrams (it echoes them by default) and
 //     [ExchangeUDP] sends one and waits for the reply; the httpx
 //     subpackage has a server and a client with limits set for HTTP.

@@ -53,7 +53,7 @@ func ExampleMux() {
 	// Output:
 	// msgID 1: pong
 	// msgID 2: HELLO
-	// msgID 9: framed: connection closed by peer: unexpected EOF
+	// msgID 9: framed: request outcome unknown: framed: connection closed by peer: unexpected EOF
 	// unrouted: 1
 }
 

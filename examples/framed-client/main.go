@@ -4,20 +4,30 @@
 // The requests are pipelined: -c goroutines share one connection, and the
 // replies are matched to them first in, first out.
 //
+// -addr takes several addresses, comma-separated: the client connects to
+// the first that answers, and when the connection ends (a server restarts)
+// it dials again with a [framed.Redialer]. A request the server may or may
+// not have received ([framed.ErrOutcomeUnknown]) is sent again, since an
+// echo does no harm twice; a service that changes state on a request
+// would decide otherwise.
+//
 // Usage:
 //
-//	go run ./examples/framed-client -addr 127.0.0.1:8888 -n 1000 -size 64
+//	go run ./examples/framed-client -addr 127.0.0.1:8888,127.0.0.1:8889 -n 1000 -size 64
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,7 +49,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprint(fs.Output(), "framed-client sends frames to a framed echo server and verifies every echo.\n\nUsage: go run ./examples/framed-client [flags]\n")
 		fs.PrintDefaults()
 	}
-	addr := fs.String("addr", "127.0.0.1:8888", "address of the framed echo server")
+	addr := fs.String("addr", "127.0.0.1:8888", "addresses of framed echo servers, comma-separated, tried in order")
 	n := fs.Int("n", 100, "number of frames to send")
 	size := fs.Int("size", 64, "payload bytes per frame (at least 8)")
 	conc := fs.Int("c", 4, "goroutines sending at once on the one connection")
@@ -53,11 +63,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
-	client, err := framed.Dial(ctx, *addr)
-	if err != nil {
-		return err
-	}
+	client := &framed.Redialer{Addrs: strings.Split(*addr, ",")}
 	defer client.Close()
+	var retried atomic.Int64
 
 	start := time.Now()
 	g, ctx := errgroup.WithContext(ctx)
@@ -79,6 +87,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			for i := range next {
 				fill(msg, i)
 				reply, err := client.Request(ctx, msg)
+				for errors.Is(err, framed.ErrOutcomeUnknown) && ctx.Err() == nil {
+					retried.Add(1) // an echo may be asked twice
+					reply, err = client.Request(ctx, msg)
+				}
 				if err != nil {
 					return fmt.Errorf("frame %d: %w", i, err)
 				}
@@ -95,6 +107,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "%d frames of %d bytes sent to %s, %d echoes verified in %v (%.0f frames/s)\n",
 		*n, *size, *addr, *n, elapsed.Round(time.Millisecond), float64(*n)/elapsed.Seconds())
+	if n := retried.Load(); n > 0 {
+		fmt.Fprintf(stdout, "%d requests sent again after a connection ended\n", n)
+	}
 	return nil
 }
 

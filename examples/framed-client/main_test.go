@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/framed-go/framed"
@@ -44,4 +47,57 @@ func TestRejectsBadFlags(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	exampletest.CheckUsageErrors(t, "framed-client")
+}
+
+// TestSurvivesARestart restarts the server on its address halfway through
+// a run given two addresses, the first of which refuses connections.
+func TestSurvivesARestart(t *testing.T) {
+	const n = 2000
+	var (
+		mu     sync.Mutex
+		served int
+	)
+	half := make(chan struct{})
+	handler := framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, frame []byte) error {
+		mu.Lock()
+		served++
+		if served == n/2 {
+			close(half)
+		}
+		mu.Unlock()
+		return c.WriteFrame(frame)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) (stop func()) {
+		srv := &framed.Server{Handler: handler}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(ln)
+		}()
+		return func() {
+			srv.Close()
+			<-done
+		}
+	}
+	stop := serve(ln)
+	spare, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	spare.Close() // its address now refuses connections
+
+	var out bytes.Buffer
+	result := make(chan error, 1)
+	go func() {
+		result <- run(t.Context(), []string{"-addr", spare.Addr().String() + "," + addr, "-n", strconv.Itoa(n), "-c", "8"}, &out)
+	}()
+	<-half
+	stop()
+	ln, err = net.Listen("tcp", addr)
+	require.NoError(t, err)
+	stop = serve(ln)
+	defer stop()
+	require.NoError(t, <-result)
+	assert.Contains(t, out.String(), "2000 echoes verified")
 }
