@@ -786,7 +786,8 @@ func (q *writeQueue) totals() (frames, bytes int64) {
 	return q.counts.frames.Load(), q.counts.bytes.Load()
 }
 
-// sent returns the stream position the network has taken.
+// sent returns the stream position the network has taken. Once the
+// queue is closed, it no longer moves.
 func (q *writeQueue) sent() int64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
