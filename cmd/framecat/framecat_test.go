@@ -263,7 +263,8 @@ func TestProbesFindSilentServer(t *testing.T) {
 	start := time.Now()
 	r := fc(t, "x\n", "-timeout", "10s", "-probe-idle", "100ms", "-probe-timeout", "100ms", "-probe-frame", "ff 00", "-req", addr)
 	require.ErrorIs(t, r.err, framed.ErrPeerSilent)
-	assert.Equal(t, "request to "+addr+": framed: peer silent: no byte received within 100ms of a probe, after 100ms idle", r.err.Error())
+	assert.ErrorIs(t, r.err, framed.ErrOutcomeUnknown, "the request went out before the server fell silent")
+	assert.Equal(t, "request to "+addr+": framed: request outcome unknown: framed: peer silent: no byte received within 100ms of a probe, after 100ms idle", r.err.Error())
 	assert.Less(t, time.Since(start), 2*time.Second, "long before -timeout")
 }
 
