@@ -2,9 +2,9 @@ package framed_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -76,51 +76,19 @@ func dialPeer(t *testing.T, addr, msg string) {
 	})
 }
 
-// TestServerCloseFromHandlersAtOnce: handlers that call Close at the same
-// moment do not wait for one another.
-func TestServerCloseFromHandlersAtOnce(t *testing.T) {
-	for _, n := range []int{2, 32} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			arrived := make(chan struct{}, n)
-			release := make(chan struct{})
-			results := make(chan stopped, n)
-			var s *framed.Server
-			s = &framed.Server{Handler: framed.HandlerFunc(func(ctx context.Context, c *framed.Conn, p []byte) error {
-				arrived <- struct{}{}
-				select {
-				case <-release:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				results <- timed("Close", s.Close)
-				return nil
-			})}
-			r := serve(t, s)
-			for range n {
-				dialPeer(t, r.addr, "close")
-			}
-			for range n {
-				wait(t, arrived, "every handler to start")
-			}
-			close(release)
-			for range n {
-				assertPrompt(t, wait(t, results, "Close to return"))
-			}
-			assert.ErrorIs(t, r.serveErr(), framed.ErrServerClosed)
-		})
-	}
-}
-
-// TestServerCloseAndShutdownFromHandlersAtOnce: handlers that call Close
-// and Shutdown at the same moment all return. Shutdown is given a ctx that
-// Close does not cancel (context.WithoutCancel keeps the handler ctx's
-// values, which name the caller's connection), so it has to return
-// because every connection it waits for has ended.
-func TestServerCloseAndShutdownFromHandlersAtOnce(t *testing.T) {
+// TestServerStopFromHandlersAtOnce: handlers that call Close or Shutdown
+// at the same moment do not wait for one another, and all return.
+// Shutdown is given a ctx that Close does not cancel
+// (context.WithoutCancel keeps the handler ctx's values, which name the
+// caller's connection), so it has to return because every connection it
+// waits for has ended.
+func TestServerStopFromHandlersAtOnce(t *testing.T) {
 	tests := []struct {
 		name  string
 		stops []string // what each connection's handler calls
 	}{
+		{"two Close", []string{"Close", "Close"}},
+		{"32 Close", slices.Repeat([]string{"Close"}, 32)},
 		{"Close and Shutdown", []string{"Close", "Shutdown"}},
 		{"two Shutdown", []string{"Shutdown", "Shutdown"}},
 		{"two of each", []string{"Close", "Shutdown", "Close", "Shutdown"}},
