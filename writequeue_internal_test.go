@@ -214,3 +214,35 @@ func TestCloseTwiceDuringLastWrite(t *testing.T) {
 	close(goOn)
 	assert.NoError(t, <-first, "first Close")
 }
+
+// TestAnswersWaitForTheLastFrameRead: while ReadFrame returns frames that
+// arrived together, a frame written is not lone (it waits, as a server's
+// replies do); once the last of them is read, one is.
+func TestAnswersWaitForTheLastFrameRead(t *testing.T) {
+	a, b := tcpPairInternal(t)
+	c := NewConn(a, ConnConfig{})
+	t.Cleanup(func() { c.Close() })
+	var batch []byte
+	for _, msg := range []string{"one", "two", "three"} {
+		var err error
+		batch, err = AppendFrame(batch, []byte(msg))
+		require.NoError(t, err)
+	}
+	_, err := b.Write(batch) // one write: the three arrive together
+	require.NoError(t, err)
+	lone := func() bool {
+		c.q.mu.Lock()
+		defer c.q.mu.Unlock()
+		return c.q.loneLocked()
+	}
+	for _, want := range []string{"one", "two"} {
+		p, err := c.ReadFrame()
+		require.NoError(t, err)
+		require.Equal(t, want, string(p))
+		assert.False(t, lone(), "after %q, with more buffered: a frame written now is not lone", want)
+	}
+	p, err := c.ReadFrame()
+	require.NoError(t, err)
+	require.Equal(t, "three", string(p))
+	assert.True(t, lone(), "after the last frame buffered: a frame written now is lone")
+}

@@ -380,3 +380,31 @@ func TestWriteAllocs(t *testing.T) {
 	assert.Zero(t, allocs, "allocations per Client.Send")
 	require.NoError(t, c.Flush())
 }
+
+// TestConnStreamTailGoesOut: frames written back to back with no Flush,
+// no read and no Close (the first lone, the rest a stream that is never
+// 64 KiB) all reach the peer: the writer goroutine sends the stream once
+// it pauses.
+func TestConnStreamTailGoesOut(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, tr transport) {
+		a, b := connPair(t, tr, framed.ConnConfig{})
+		require.NoError(t, b.SetReadDeadline(time.Now().Add(testTimeout)))
+		const frames = 10
+		written := make(chan error, 1)
+		go func() {
+			for i := range frames {
+				if err := a.WriteFrame(frameOf(i, 16)); err != nil {
+					written <- err
+					return
+				}
+			}
+			written <- nil
+		}()
+		for i := range frames {
+			p, err := b.ReadFrame()
+			require.NoError(t, err, "frame %d of %d", i, frames)
+			assert.Equal(t, frameOf(i, 16), p, "frame %d", i)
+		}
+		require.NoError(t, wait(t, written, "the writer"))
+	})
+}
