@@ -219,7 +219,7 @@ func TestCloseTwiceDuringLastWrite(t *testing.T) {
 // arrived together, a frame written is not lone (it waits, as a server's
 // replies do); once the last of them is read, one is.
 func TestAnswersWaitForTheLastFrameRead(t *testing.T) {
-	a, b := tcpPairInternal(t)
+	a, b := tcpConns(t)
 	c := NewConn(a, ConnConfig{})
 	t.Cleanup(func() { c.Close() })
 	var batch []byte
