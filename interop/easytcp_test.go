@@ -52,14 +52,7 @@ func easytcpServer() error {
 
 // TestEasytcpServer has a framed Client talk to an easytcp v0.3.2 server.
 func TestEasytcpServer(t *testing.T) {
-	p := startGoPeer(t, "easytcp-server")
-	addr := p.waitLine(t, "LISTEN ")
-
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	c, err := (&framed.Dialer{Format: easytcpFormat}).Dial(ctx, addr)
-	require.NoError(t, err)
-	defer c.Close()
+	_, c, ctx := dialGoPeer(t, "easytcp-server", &framed.Dialer{Format: easytcpFormat})
 	for _, m := range messages() {
 		got, err := c.Request(ctx, easytcpFrame(easytcpAsk, m))
 		require.NoError(t, err, "Request of %d bytes", len(m))

@@ -103,15 +103,10 @@ func zinxMuxClient(args string) error {
 	c.SetOnConnStop(func(ziface.IConnection) { close(stopped) })
 	c.Start()
 	defer c.Stop()
-	timeout := time.After(peerTimeout / 2)
-
-	var conn ziface.IConnection
-	select {
-	case conn = <-started:
-	case err := <-c.GetErrChan():
+	timeout := time.After(peerTimeout / 2) // bounds the whole exchange
+	conn, err := zinxConnected(c, started)
+	if err != nil {
 		return err
-	case <-timeout:
-		return errors.New("no connection")
 	}
 	for _, ex := range routedExchange {
 		if err := conn.SendMsg(ex.id, []byte(ex.data)); err != nil {
@@ -187,13 +182,7 @@ func TestZinxClientThroughMux(t *testing.T) {
 // matches replies in order takes the next reply for it. (A framed Mux
 // ends the connection instead; see TestZinxClientThroughMux.)
 func TestZinxServerDropsUnknownIDs(t *testing.T) {
-	p := startGoPeer(t, "zinx-server")
-	addr := p.waitLine(t, "LISTEN ")
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	c, err := (&framed.Dialer{Format: zinxFormat}).Dial(ctx, addr)
-	require.NoError(t, err)
-	defer c.Close()
+	_, c, ctx := dialGoPeer(t, "zinx-server", &framed.Dialer{Format: zinxFormat})
 	require.NoError(t, c.Send(ctx, zinxFrame(unknownID, []byte("lost"))))
 	require.NoError(t, c.Send(ctx, zinxFrame(zinxAsk, []byte("abc"))))
 	got, err := c.Receive(ctx)
@@ -244,13 +233,7 @@ func TestEasytcpClientThroughMux(t *testing.T) {
 // handler drops a message ID it has no route for in silence, so a client
 // that matches replies in order takes the next reply for it.
 func TestEasytcpServerDropsUnknownIDs(t *testing.T) {
-	p := startGoPeer(t, "easytcp-server")
-	addr := p.waitLine(t, "LISTEN ")
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	c, err := (&framed.Dialer{Format: easytcpFormat}).Dial(ctx, addr)
-	require.NoError(t, err)
-	defer c.Close()
+	_, c, ctx := dialGoPeer(t, "easytcp-server", &framed.Dialer{Format: easytcpFormat})
 	require.NoError(t, c.Send(ctx, easytcpFrame(unknownID, []byte("lost"))))
 	require.NoError(t, c.Send(ctx, easytcpFrame(easytcpAsk, []byte("abc"))))
 	got, err := c.Receive(ctx)

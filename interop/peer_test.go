@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/framed-go/framed"
 )
 
 // Peers from other frameworks run in a process of their own (this test
@@ -70,6 +72,21 @@ func startGoPeer(t *testing.T, name string, args ...string) *peer {
 	// Races inside other frameworks are not ours to report.
 	cmd.Env = append(os.Environ(), peerEnv+"="+name, peerArgsEnv+"="+strings.Join(args, " "), "GORACE=exitcode=0")
 	return startPeer(t, cmd)
+}
+
+// dialGoPeer starts the Go peer name, waits until it listens, and dials
+// it with d. The ctx it returns bounds the test's exchanges; t's cleanup
+// closes the Client before the peer is stopped.
+func dialGoPeer(t *testing.T, name string, d *framed.Dialer) (*peer, *framed.Client, context.Context) {
+	t.Helper()
+	p := startGoPeer(t, name)
+	addr := p.waitLine(t, "LISTEN ")
+	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
+	t.Cleanup(cancel)
+	c, err := d.Dial(ctx, addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return p, c, ctx
 }
 
 // waitLine returns the first line of p's output that starts with prefix,

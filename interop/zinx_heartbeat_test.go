@@ -50,14 +50,10 @@ func zinxHeartbeatClient(args string) error {
 	c.SetOnConnStart(func(conn ziface.IConnection) { started <- conn })
 	c.Start()
 	defer c.Stop()
-	timeout := time.After(peerTimeout / 2)
-	var conn ziface.IConnection
-	select {
-	case conn = <-started:
-	case err := <-c.GetErrChan():
+	timeout := time.After(peerTimeout / 2) // bounds the whole exchange
+	conn, err := zinxConnected(c, started)
+	if err != nil {
 		return err
-	case <-timeout:
-		return fmt.Errorf("could not connect")
 	}
 	select {
 	case <-time.After(10 * zinxBeat): // heartbeats flow meanwhile
@@ -154,14 +150,8 @@ func TestZinxHeartbeatClient(t *testing.T) {
 // server's heartbeats are never taken for replies, the Client's probes
 // reach zinx's heartbeat router, and Requests go on being answered.
 func TestZinxHeartbeatServer(t *testing.T) {
-	p := startGoPeer(t, "zinx-heartbeat-server")
-	addr := p.waitLine(t, "LISTEN ")
-
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
 	d := framed.Dialer{Format: zinxFormat, Probes: framed.Probes{Idle: zinxBeat, Frame: zinxFrame(zinxBeatID, zinxBeatData)}}
-	c, err := d.Dial(ctx, addr)
-	require.NoError(t, err)
+	p, c, ctx := dialGoPeer(t, "zinx-heartbeat-server", &d)
 	defer c.Close()
 	for i := range 3 {
 		msg := fmt.Appendf(nil, "request %d", i)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -130,19 +131,12 @@ func (r *collectRouter) Handle(req ziface.IRequest) {
 
 // TestZinxServer has a framed Client talk to a zinx v1.2.6 server.
 func TestZinxServer(t *testing.T) {
-	p := startGoPeer(t, "zinx-server")
-	addr := p.waitLine(t, "LISTEN ")
-
-	ctx, cancel := context.WithTimeout(context.Background(), peerTimeout)
-	defer cancel()
-	c, err := (&framed.Dialer{Format: zinxFormat}).Dial(ctx, addr)
-	require.NoError(t, err)
-	defer c.Close()
+	_, c, ctx := dialGoPeer(t, "zinx-server", &framed.Dialer{Format: zinxFormat})
 	for _, m := range messages() {
-		require.NoError(t, c.Send(t.Context(), zinxFrame(zinxAsk, m)), "Send of %d bytes", len(m))
+		require.NoError(t, c.Send(ctx, zinxFrame(zinxAsk, m)), "Send of %d bytes", len(m))
 	}
 	for _, m := range messages() {
-		got, err := c.Receive(t.Context())
+		got, err := c.Receive(ctx)
 		require.NoError(t, err, "Receive the reply to %d bytes", len(m))
 		assert.Equal(t, zinxFrame(zinxReply, reversed(m)), got, "reply to %d bytes", len(m))
 	}
@@ -173,5 +167,21 @@ func TestZinxPack(t *testing.T) {
 		got, err := dp.Pack(zpack.NewMsgPackage(id, c.frame[4:]))
 		require.NoError(t, err)
 		assert.Equal(t, c.wire, got, "golden.txt:%d: zinx's packet", c.line)
+	}
+}
+
+// zinxConnected waits until the zinx client c, started with an
+// OnConnStart hook that sends on started, is connected, and returns its
+// connection; or says why it could not connect.
+func zinxConnected(c ziface.IClient, started <-chan ziface.IConnection) (ziface.IConnection, error) {
+	timer := time.NewTimer(peerTimeout / 2)
+	defer timer.Stop()
+	select {
+	case conn := <-started:
+		return conn, nil
+	case err := <-c.GetErrChan():
+		return nil, err
+	case <-timer.C:
+		return nil, errors.New("zinx client: no connection")
 	}
 }
