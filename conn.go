@@ -53,11 +53,14 @@ type ConnConfig struct {
 // answer wait for the last of them, as a server's replies do. Frames
 // that follow it back to back are a stream: they gather into batches of
 // 64 KiB, as in a bufio.Writer, and what is left goes out once the stream
-// pauses (for about 50 µs), or at once when someone calls Flush, closes
-// the Conn, or starts a ReadFrame that must wait for the peer. So a
-// goroutine that writes frames in a loop makes as many system calls as a
-// bufio loop, and one that writes a frame and then reads the reply never
-// waits on its own frame. A goroutine of the Conn's own writes what no
+// pauses, or at once when someone calls Flush, closes the Conn, or starts
+// a ReadFrame that must wait for the peer. A pause is 50 µs while the
+// process is busy, and up to about a millisecond when it is otherwise
+// idle (the resolution of Go's timers then). So a goroutine that writes
+// frames in a loop makes as many system calls as a bufio loop, and one
+// that writes a frame and then reads the reply never waits on its own
+// frame; one that writes a few frames and then waits for something other
+// than this Conn calls Flush to send them at once. A goroutine of the Conn's own writes what no
 // caller does; it exists only while frames wait, and Close stops it.
 //
 // A goroutine that writes many frames to a peer that answers each one,
